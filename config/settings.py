@@ -1,0 +1,187 @@
+"""One typed settings object for the server, the workers and the tools.
+
+Only entry points call :func:`load_settings` (which reads `.env`); everything below
+them receives a :class:`Settings`. Nothing else in the code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def _text(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise SettingsError(f"{name} is empty; unset it or give a value")
+    return value
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f">= {low}"
+            raise SettingsError(f"{name}={raw!r} is out of range; use a number {bounds}")
+        return value
+
+    return parse
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _url(*schemes: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip()
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+            raise SettingsError(f"{name}={raw!r} is not a URL starting with {' or '.join(schemes)}")
+        return value
+
+    return parse
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(_text(name, raw)).expanduser()
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of FGLab fleet, with the environment variable that sets it."""
+
+    #: MongoDB connection string; None means "start the embedded wire server" (`fglab up`).
+    mongodb_uri: str | None = None
+    #: Database name; by default the URI's own database, else "fglab".
+    mongodb_db: str = "fglab"
+    #: Redis: Celery broker, live logs and the capacity ledger.
+    redis_url: str | None = None
+    #: Where people and webhooks reach FGLab.
+    fglab_url: str = "http://localhost:5080"
+    fglab_host: str = "127.0.0.1"
+    fglab_port: int = 5080
+    #: With a password, every page and API call needs it.
+    password: str | None = None
+    #: This machine's name; its queue is ``machine-<name>``.
+    machine_name: str = ""
+    #: Where embedded services, uploads in transit and default results live.
+    data_dir: Path = Path("data")
+    #: The machine's projects.json.
+    projects_file: Path = Path("projects.json")
+    #: GPU count to announce instead of asking NVML (machines or tests without NVML).
+    gpu_count: int | None = None
+    #: Seconds a reservation lives without a heartbeat; a dead worker's leases expire after it.
+    lease_ttl: float = 30.0
+    #: Seconds between heartbeats of a worker (machine record and leases).
+    heartbeat: float = 5.0
+    #: Seconds between TERM and KILL when an experiment is stopped.
+    kill_grace: float = 10.0
+    #: Bytes of stdout+stderr kept with an experiment (the tail survives).
+    log_max_bytes: int = 8 * 1024 * 1024
+    #: Largest result file uploaded to GridFS, in bytes.
+    max_file_bytes: int = 1024 * 1024 * 1024
+    #: Largest request body FGLab accepts, in bytes.
+    max_request_bytes: int = 256 * 1024 * 1024
+    #: Celery pool size of a machine worker: the most experiments it may run at once.
+    worker_concurrency: int = 16
+    #: Broker visibility timeout in seconds (kept long; the ledger, not acks, guards launches).
+    visibility_timeout: float = 3600.0
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """Return a copy with some settings changed (tests and `fglab up`)."""
+        return replace(self, **changes)
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read settings from a mapping of environment variables.
+
+        Raises :class:`SettingsError` naming the first variable with a bad value.
+        """
+        values: dict[str, Any] = {}
+        for env_name, (field_name, parse) in _VARIABLES.items():
+            raw = environ.get(env_name)
+            if raw is None or (raw.strip() == "" and field_name != "password"):
+                continue
+            values[field_name] = parse(env_name, raw) if raw != "" else None
+        uri = values.get("mongodb_uri")
+        if "mongodb_db" not in values and uri:
+            database = urlparse(uri).path.lstrip("/")
+            if database:
+                values["mongodb_db"] = database
+        if not values.get("machine_name"):
+            values["machine_name"] = socket.gethostname().split(".")[0] or "localhost"
+        if "fglab_url" not in values and "fglab_port" in values:
+            values["fglab_url"] = f"http://localhost:{values['fglab_port']}"
+        return cls(**values)
+
+    def names(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+
+_VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "MONGODB_URI": ("mongodb_uri", _url("mongodb", "mongodb+srv")),
+    "FGLAB_MONGODB_DB": ("mongodb_db", _text),
+    "REDIS_URL": ("redis_url", _url("redis", "rediss", "unix")),
+    "FGLAB_URL": ("fglab_url", _url("http", "https")),
+    "FGLAB_HOST": ("fglab_host", _text),
+    "FGLAB_PORT": ("fglab_port", _int_in(1, 65535)),
+    "PASSWORD": ("password", _text),
+    "FGLAB_MACHINE": ("machine_name", _text),
+    "FGLAB_DATA_DIR": ("data_dir", _path),
+    "FGLAB_PROJECTS_FILE": ("projects_file", _path),
+    "FGLAB_GPUS": ("gpu_count", _int_in(0, 1024)),
+    "FGLAB_LEASE_TTL": ("lease_ttl", _positive_float),
+    "FGLAB_HEARTBEAT": ("heartbeat", _positive_float),
+    "FGLAB_KILL_GRACE": ("kill_grace", _positive_float),
+    "FGLAB_LOG_MAX_BYTES": ("log_max_bytes", _int_in(1024)),
+    "FGLAB_MAX_FILE_BYTES": ("max_file_bytes", _int_in(1)),
+    "FGLAB_MAX_REQUEST_BYTES": ("max_request_bytes", _int_in(1024)),
+    "FGLAB_WORKER_CONCURRENCY": ("worker_concurrency", _int_in(1, 4096)),
+    "FGLAB_VISIBILITY_TIMEOUT": ("visibility_timeout", _positive_float),
+}
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
+    """Load `.env` (real environment variables win) and read the settings.
+
+    Call only from entry points (CLI, Celery app modules).
+    """
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(env_file, override=False)
+    return Settings.from_env(os.environ)

@@ -1,0 +1,15 @@
+"""FGLab's HTTP API: the original's routes under ``/api/v1``, documented at ``/api/docs``."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from fglab.api import experiments, files, machines, projects, webhooks
+
+
+def register_api(app: Flask) -> Api:
+    api = Api(app, spec_kwargs={"info": {"description": "FGLab fleet: experiments, projects, machines, files."}})
+    for module in (projects, experiments, machines, files, webhooks):
+        api.register_blueprint(module.blp)
+    return api

@@ -1,0 +1,124 @@
+"""Experiments: read, annotate, stamp, attach files, delete."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import PurePath
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+
+from fglab.api.bodies import doc_body, doc_multipart, json_object
+from fglab.errors import BadRequest
+from fglab.extensions import services
+from fglab.store import now, object_id
+
+blp = Blueprint("experiments", __name__, url_prefix="/api/v1", description="Experiments")
+
+#: Fields only FGLab and the machines write; a PUT that sets them is refused.
+SYSTEM_FIELDS = frozenset(
+    {"_id", "_project_id", "_machine_id", "_options", "_status", "_files", "_created"}
+)
+
+
+@blp.route("/experiments", methods=["GET"])
+@blp.response(200, description="Every experiment, oldest first")
+def list_experiments() -> Any:
+    """List experiments."""
+    return services().store.list_experiments()
+
+
+@blp.route("/experiments/<experiment_id>", methods=["GET"])
+@blp.response(200, description="The experiment")
+@blp.alt_response(404, description="No such experiment")
+def get_experiment(experiment_id: str) -> Any:
+    """Read one experiment."""
+    return services().store.get_experiment(experiment_id)
+
+
+@blp.route("/experiments/<experiment_id>", methods=["PUT"])
+@blp.doc(**doc_body("Top-level fields to set.", {"_notes": "Best at epoch 55"}))
+@blp.response(200, description="The updated experiment")
+@blp.alt_response(400, description="Not an object, or a field that cannot be set")
+@blp.alt_response(404, description="No such experiment")
+def update_experiment(experiment_id: str) -> Any:
+    """Set top-level fields of an experiment (notes, scores, custom fields)."""
+    fields = json_object()
+    for name in fields:
+        if not name or name.startswith("$") or "." in name or "\0" in name:
+            raise BadRequest(f"Field name {name!r} is not allowed; use a plain name without '.' or '$'")
+        if name in SYSTEM_FIELDS:
+            raise BadRequest(f"Field {name} is kept by FGLab and cannot be set")
+    return services().store.set_fields(experiment_id, fields)
+
+
+@blp.route("/experiments/<experiment_id>", methods=["DELETE"])
+@blp.response(200, description="Deleted")
+@blp.alt_response(404, description="No such experiment")
+def delete_experiment(experiment_id: str) -> Any:
+    """Delete an experiment and its files."""
+    services().store.delete_experiment(experiment_id)
+    return {"status": "Deleted", "_id": experiment_id}
+
+
+@blp.route("/experiments/<experiment_id>/started", methods=["PUT"])
+@blp.response(200, description="The updated experiment")
+@blp.alt_response(404, description="No such experiment")
+def stamp_started(experiment_id: str) -> Any:
+    """Stamp `_started` with the current time."""
+    return services().store.set_fields(experiment_id, {"_started": now()})
+
+
+@blp.route("/experiments/<experiment_id>/finished", methods=["PUT"])
+@blp.response(200, description="The updated experiment")
+@blp.alt_response(404, description="No such experiment")
+def stamp_finished(experiment_id: str) -> Any:
+    """Stamp `_finished` with the current time."""
+    return services().store.set_fields(experiment_id, {"_finished": now()})
+
+
+@blp.route("/experiments/<experiment_id>/files", methods=["PUT"])
+@blp.doc(**doc_multipart("_files", "Files to store; a name already stored is replaced.", True))
+@blp.response(200, description="The experiment's `_files` after the upload")
+@blp.alt_response(400, description="No files, or a file over the size limit")
+@blp.alt_response(404, description="No such experiment")
+def put_files(experiment_id: str) -> Any:
+    """Store files with an experiment in GridFS."""
+    store = services().store
+    experiment = store.get_experiment(experiment_id)
+    uploads = [f for f in request.files.getlist("_files") if f.filename]
+    if not uploads:
+        raise BadRequest("No files uploaded; send them as multipart field '_files'")
+    limit = services().settings.max_file_bytes
+    for upload in uploads:
+        size = upload.content_length or _stream_size(upload.stream)
+        if size > limit:
+            raise BadRequest(f"File {upload.filename!r} has {size} bytes; the limit is {limit}")
+    for upload in uploads:
+        filename = PurePath(upload.filename.replace("\\", "/")).name
+        if not filename or filename in {".", ".."}:
+            raise BadRequest(f"File name {upload.filename!r} is not usable")
+        content_type = upload.mimetype
+        if not content_type or content_type == "application/octet-stream":
+            content_type = mimetypes.guess_type(filename)[0] or content_type
+        store.put_file(experiment, filename, upload.stream, content_type)
+    return {"_files": store.get_experiment(experiment["_id"])["_files"]}
+
+
+@blp.route("/experiments/<experiment_id>/files", methods=["DELETE"])
+@blp.response(200, description="How many files were deleted")
+@blp.alt_response(404, description="No such experiment")
+def delete_files(experiment_id: str) -> Any:
+    """Delete an experiment's stored files."""
+    store = services().store
+    experiment = store.get_experiment(object_id(experiment_id, "Experiment ID"))
+    return {"deleted": store.delete_experiment_files(experiment["_id"])}
+
+
+def _stream_size(stream: Any) -> int:
+    position = stream.tell()
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(position)
+    return size

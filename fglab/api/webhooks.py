@@ -1,0 +1,49 @@
+"""Webhooks: a URL FGLab POSTs to when an experiment starts or finishes."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from flask_smorest import Blueprint
+
+from fglab.api.bodies import doc_body, json_object
+from fglab.errors import BadRequest
+from fglab.extensions import services
+
+blp = Blueprint("webhooks", __name__, url_prefix="/api/v1", description="Webhooks")
+
+EVENTS = ("started", "finished")
+
+
+@blp.route("/webhooks", methods=["POST"])
+@blp.doc(
+    **doc_body(
+        "What to call, for which experiment and event.",
+        {
+            "url": "https://example.org/hook",
+            "objects": "experiments",
+            "object_id": "5f2a0c1e9d3b4a0012345678",
+            "event": "finished",
+        },
+    )
+)
+@blp.response(201, description='{"status": "Registered", "options": <body>}')
+@blp.alt_response(400, description="Invalid URL, object kind, event or object ID")
+def register_webhook() -> Any:
+    """Register a webhook."""
+    body = json_object()
+    url = body.get("url")
+    parsed = urlparse(url) if isinstance(url, str) else None
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise BadRequest("Invalid or empty URL")
+    if body.get("objects") != "experiments":
+        raise BadRequest("Object is not 'experiments'")
+    if body.get("event") not in EVENTS:
+        raise BadRequest("Event is not 'started' or 'finished'")
+    object_id = body.get("object_id")
+    if not isinstance(object_id, str) or not object_id:
+        raise BadRequest("No object ID provided")
+    hook = {k: body[k] for k in ("url", "objects", "object_id", "event")}
+    services().store.add_webhook(hook)
+    return {"status": "Registered", "options": body}, 201

@@ -1,0 +1,90 @@
+"""The Flask app factory: ``create_app(settings)`` wires store, scheduler, API and pages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from pymongo import MongoClient
+from pymongo.errors import ConnectionFailure, OperationFailure, ServerSelectionTimeoutError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from config import Settings
+from fglab.auth import install_auth
+from fglab.errors import FGLabError
+from fglab.extensions import Services
+from fglab.jsonify import FGLabJSONProvider
+from fglab.scheduler import Scheduler
+from fglab.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def mongo_client(settings: Settings) -> MongoClient:
+    """A client for FGLab's MongoDB; short server selection so outages answer 503 fast."""
+    if not settings.mongodb_uri:
+        raise ValueError("MONGODB_URI is not set; `fglab up` starts an embedded server for you")
+    return MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    scheduler: Scheduler | None = None,
+) -> Flask:
+    app = Flask(__name__)
+    app.json = FGLabJSONProvider(app)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="FGLab",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    if store is None:
+        store = Store(mongo_client(settings)[settings.mongodb_db])
+        store.ensure_indexes()
+    app.extensions["fglab"] = Services(
+        settings=settings, store=store, scheduler=scheduler or Scheduler(store)
+    )
+    _install_error_handlers(app)
+    install_auth(app, settings.password)
+
+    from fglab.api import register_api
+
+    register_api(app)
+    return app
+
+
+def _install_error_handlers(app: Flask) -> None:
+    """Translate errors once, here: every answer is ``{"error": message}``."""
+
+    @app.errorhandler(FGLabError)
+    def _fglab_error(error: FGLabError) -> Any:
+        return jsonify(error=error.message), error.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge) -> Any:
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify(error=f"Request body is over the limit of {limit} bytes"), 413
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Any:
+        message = getattr(error, "data", {}).get("message") if hasattr(error, "data") else None
+        return jsonify(error=str(message or error.description)), error.code
+
+    @app.errorhandler(ServerSelectionTimeoutError)
+    @app.errorhandler(ConnectionFailure)
+    def _database_down(error: Exception) -> Any:
+        logger.warning("MongoDB unreachable: %s", error)
+        return jsonify(error="MongoDB is unreachable; try again shortly"), 503
+
+    @app.errorhandler(OperationFailure)
+    def _database_refused(error: OperationFailure) -> Any:
+        logger.warning("MongoDB refused an operation: %s", error)
+        return jsonify(error=f"MongoDB refused the operation: {error.details or error}"), 400

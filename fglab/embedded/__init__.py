@@ -1,0 +1,1 @@
+"""Services `fglab up` and the tests start themselves when none is configured."""

@@ -1,0 +1,94 @@
+"""An embedded MongoDB wire server (mongoeco), for trying FGLab out and for the tests.
+
+Run as ``python -m fglab.embedded.mongo --engine sqlite --path data/fglab.sqlite``; it
+prints its ``mongodb://`` URI on the first line of stdout once it accepts connections.
+Production uses a real MongoDB: nothing else in FGLab knows this server exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _engine(kind: str, path: str | None):  # noqa: ANN202 - mongoeco types are optional
+    if kind == "memory":
+        from mongoeco.engines.memory import MemoryEngine
+
+        return MemoryEngine()
+    from mongoeco.engines.sqlite import SQLiteEngine
+
+    if not path:
+        raise SystemExit("--path is needed with --engine sqlite")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteEngine(path)
+
+
+async def _serve(host: str, port: int, kind: str, path: str | None) -> None:
+    from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+
+    server = AsyncMongoEcoProxyServer(engine=_engine(kind, path), host=host, port=port)
+    address = await server.start()
+    print(address.uri, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--engine", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument("--path", help="SQLite file (engine sqlite)")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.host, args.port, args.engine, args.path))
+
+
+@dataclass
+class MongoProcess:
+    """A running embedded server: its process and the URI it serves."""
+
+    process: subprocess.Popen[str]
+    uri: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(
+    engine: str = "memory", path: str | os.PathLike[str] | None = None, port: int = 0
+) -> MongoProcess:
+    """Start the server in a child process and wait until it accepts connections."""
+    command = [sys.executable, "-m", "fglab.embedded.mongo", "--engine", engine, "--port", str(port)]
+    if path is not None:
+        command += ["--path", str(path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("mongodb://"):
+        process.kill()
+        raise RuntimeError(
+            f"embedded MongoDB did not start (exit {process.wait()}); "
+            "is mongoeco[wire] installed (Python >= 3.13)?"
+        )
+    return MongoProcess(process, line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The per-app services views reach through ``current_app`` (kept in ``app.extensions``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
+
+from config import Settings
+from fglab.store import Store
+
+if TYPE_CHECKING:
+    from fglab.scheduler import Scheduler
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    scheduler: Scheduler
+
+
+def services(app: Flask | None = None) -> Services:
+    return (app or current_app).extensions["fglab"]

@@ -1,0 +1,58 @@
+"""Task names, queue names and the payloads that travel between FGLab and machines.
+
+Names are explicit strings so that moving a module never renames a task on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: Run one experiment on a machine (consumed from ``machine-<host>``).
+RUN_EXPERIMENT = "fglab.run_experiment"
+#: Ask the scheduler to dispatch queued experiments now (room freed, machine appeared).
+DISPATCH = "fglab.dispatch"
+#: Periodic maintenance: expired leases, silent machines, lost experiments.
+SWEEP = "fglab.sweep"
+#: POST one webhook, with retries.
+DELIVER_WEBHOOK = "fglab.deliver_webhook"
+
+#: The server-side queue (scheduler, maintenance, webhooks).
+SERVER_QUEUE = "fglab"
+
+
+def machine_queue(host: str) -> str:
+    """The queue a machine's worker consumes: ``machine-<host>``."""
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"machine name {host!r} must be non-empty and without spaces")
+    return f"machine-{host}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the scheduler sends to a machine: which experiment, under which reservation.
+
+    The experiment itself (options, project) is read from MongoDB by the worker; the
+    token proves the reservation in the ledger, so a stale or repeated message whose
+    reservation is gone launches nothing.
+    """
+
+    experiment_id: str
+    project_id: str
+    machine: str
+    token: str
+    gpu: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRequest:
+        gpu = data.get("gpu")
+        return cls(
+            experiment_id=str(data["experiment_id"]),
+            project_id=str(data["project_id"]),
+            machine=str(data["machine"]),
+            token=str(data["token"]),
+            gpu=None if gpu is None else int(gpu),
+        )

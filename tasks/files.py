@@ -1,0 +1,110 @@
+"""How an experiment's files live in GridFS.
+
+Shared by FGLab's upload route and the machines' results uploader, so both keep the
+same rule: one stored file per (experiment, file name); writing a name again replaces
+the old file, and the experiment's ``_files`` lists each name once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, BinaryIO
+
+from bson import ObjectId
+from gridfs import GridFSBucket
+from pymongo.database import Database
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+def file_entry(file_id: ObjectId, filename: str, content_type: str) -> dict[str, Any]:
+    """The item of ``_files`` that points at one stored file (the original's shape)."""
+    return {"_id": file_id, "filename": filename, "mimetype": content_type}
+
+
+def put_experiment_file(
+    db: Database,
+    experiment_id: ObjectId,
+    project_id: ObjectId | None,
+    filename: str,
+    data: BinaryIO,
+    content_type: str | None = None,
+) -> ObjectId:
+    """Store `data` as the experiment's file `filename`, replacing an earlier one.
+
+    The new file is written first and listed second, and older versions are deleted
+    last, so a crash in between leaves at worst an unlisted extra file, never a listed
+    file whose content is missing. Returns the new GridFS file ID.
+    """
+    bucket = GridFSBucket(db)
+    content_type = content_type or DEFAULT_CONTENT_TYPE
+    digest = hashlib.sha256()
+    stream = _HashingReader(data, digest)
+    file_id = bucket.upload_from_stream(
+        filename,
+        stream,
+        metadata={
+            "experiment": experiment_id,
+            "project": project_id,
+            "contentType": content_type,
+        },
+    )
+    bucket_files = db["fs.files"]
+    bucket_files.update_one({"_id": file_id}, {"$set": {"metadata.sha256": digest.hexdigest()}})
+    _list_file(db, experiment_id, file_entry(file_id, filename, content_type))
+    for old in bucket_files.find(
+        {"metadata.experiment": experiment_id, "filename": filename, "_id": {"$ne": file_id}},
+        {"_id": 1},
+    ):
+        delete_file(db, old["_id"])
+    return file_id
+
+
+def _list_file(db: Database, experiment_id: ObjectId, entry: dict[str, Any]) -> None:
+    experiments = db["experiments"]
+    name = entry["filename"]
+    # Replace in place when the name is listed, else append; the guard on the push keeps
+    # two concurrent writers of a new name from listing it twice.
+    for _ in range(5):
+        found = experiments.update_one(
+            {"_id": experiment_id, "_files.filename": name}, {"$set": {"_files.$": entry}}
+        )
+        if found.matched_count:
+            return
+        pushed = experiments.update_one(
+            {"_id": experiment_id, "_files.filename": {"$ne": name}},
+            {"$push": {"_files": entry}},
+        )
+        if pushed.matched_count:
+            return
+        if experiments.count_documents({"_id": experiment_id}, limit=1) == 0:
+            return
+    raise RuntimeError(f"could not list file {name!r} on experiment {experiment_id}")
+
+
+def delete_file(db: Database, file_id: ObjectId) -> None:
+    """Delete one GridFS file and its chunks; a file already gone is fine."""
+    db["fs.chunks"].delete_many({"files_id": file_id})
+    db["fs.files"].delete_one({"_id": file_id})
+
+
+def delete_files(db: Database, query: dict[str, Any]) -> int:
+    """Delete every GridFS file whose ``fs.files`` document matches `query`."""
+    ids = [doc["_id"] for doc in db["fs.files"].find(query, {"_id": 1})]
+    if ids:
+        db["fs.chunks"].delete_many({"files_id": {"$in": ids}})
+        db["fs.files"].delete_many({"_id": {"$in": ids}})
+    return len(ids)
+
+
+class _HashingReader:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, stream: BinaryIO, digest: Any) -> None:
+        self._stream = stream
+        self._digest = digest
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._digest.update(chunk)
+        return chunk
