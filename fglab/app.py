@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
-from pymongo import MongoClient
 from pymongo.errors import ConnectionFailure, OperationFailure, ServerSelectionTimeoutError
+from redis import Redis
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config import Settings
@@ -15,17 +15,11 @@ from fglab.auth import install_auth
 from fglab.errors import FGLabError
 from fglab.extensions import Services
 from fglab.jsonify import FGLabJSONProvider
+from fglab.mongo import mongo_client
 from fglab.scheduler import Scheduler
 from fglab.store import Store
 
 logger = logging.getLogger(__name__)
-
-
-def mongo_client(settings: Settings) -> MongoClient:
-    """A client for FGLab's MongoDB; short server selection so outages answer 503 fast."""
-    if not settings.mongodb_uri:
-        raise ValueError("MONGODB_URI is not set; `fglab up` starts an embedded server for you")
-    return MongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
 
 
 def create_app(
@@ -33,6 +27,7 @@ def create_app(
     *,
     store: Store | None = None,
     scheduler: Scheduler | None = None,
+    redis: Redis | None = None,
 ) -> Flask:
     app = Flask(__name__)
     app.json = FGLabJSONProvider(app)
@@ -50,7 +45,10 @@ def create_app(
         store = Store(mongo_client(settings)[settings.mongodb_db])
         store.ensure_indexes()
     app.extensions["fglab"] = Services(
-        settings=settings, store=store, scheduler=scheduler or Scheduler(store)
+        settings=settings,
+        store=store,
+        scheduler=scheduler or Scheduler(store),
+        redis=redis if redis is not None else Redis.from_url(settings.redis),
     )
     _install_error_handlers(app)
     install_auth(app, settings.password)

@@ -11,6 +11,8 @@ from config import Settings
 from fglab.store import Store
 
 if TYPE_CHECKING:
+    from redis import Redis
+
     from fglab.scheduler import Scheduler
 
 
@@ -19,6 +21,7 @@ class Services:
     settings: Settings
     store: Store
     scheduler: Scheduler
+    redis: Redis | None = None
 
 
 def services(app: Flask | None = None) -> Services:

@@ -1,44 +1,296 @@
-"""Decides where experiments run.
+"""Decides where experiments run: pick a live machine with room, reserve, send.
 
-``submit`` places a new experiment on a machine with room, or keeps it ``queued``, or
-(the original's single-submit behaviour) refuses with 501 and keeps nothing.
+A reservation is taken in the Redis ledger first (atomic check-and-take), then the
+experiment moves to ``dispatched`` in MongoDB, then the run task goes to the machine's
+queue. Any step that fails undoes the ones before it, so capacity never leaks and an
+experiment is never sent twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
+from celery import Celery
+from redis import Redis
+from redis.exceptions import LockError, RedisError
 
-from fglab.errors import NoCapacity
-from fglab.store import Store
+from config import Settings
+from fglab.errors import Conflict, NoCapacity
+from fglab.mongo import mongo_client
+from fglab.store import Store, now
+from tasks.contract import RUN_EXPERIMENT, RunRequest, machine_queue
+from tasks.ledger import Lease, Ledger
 from tasks.states import Status
 
 logger = logging.getLogger(__name__)
 
+#: Sends one run request to its machine's queue (a Celery ``send_task`` in production).
+Sender = Callable[[RunRequest], None]
+
+
+@dataclass(frozen=True)
+class Placement:
+    machine: str
+    lease: Lease
+
 
 class Scheduler:
-    """Places experiments; without machines every experiment waits or is refused."""
+    """Places experiments on machines; with no ledger (no Redis) nothing is ever placed."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger | None = None,
+        send: Sender | None = None,
+        *,
+        machine_ttl: float = 30.0,
+        redis: Redis | None = None,
+    ) -> None:
         self.store = store
+        self.ledger = ledger
+        self.send = send
+        self.machine_ttl = machine_ttl
+        self.redis = redis
+
+    # Submission ---------------------------------------------------------------------
 
     def submit(
         self, project: Mapping[str, Any], options: Mapping[str, Any], *, queue: bool
     ) -> ObjectId:
-        """Start an experiment now, or keep it queued (`queue`), or raise NoCapacity."""
+        """Start an experiment now, or keep it queued (`queue`), or raise NoCapacity.
+
+        Without `queue` nothing is stored when no machine has room (the original's 501).
+        """
         experiment_id = ObjectId()
-        if self._place(project, experiment_id, options):
-            return experiment_id
-        if not queue:
-            raise NoCapacity("No machine capacity available")
-        return self.store.new_experiment(
-            project["_id"], options, status=Status.QUEUED, experiment_id=experiment_id
+        placement = self._place(project, experiment_id)
+        if placement is None:
+            if not queue:
+                raise NoCapacity("No machine capacity available")
+            return self.store.new_experiment(
+                project["_id"], options, status=Status.QUEUED, experiment_id=experiment_id
+            )
+        self.store.new_experiment(
+            project["_id"],
+            options,
+            status=Status.DISPATCHED,
+            experiment_id=experiment_id,
+            extra=_dispatch_fields(placement),
+        )
+        self._send(project, experiment_id, placement)
+        return experiment_id
+
+    # Dispatching what waits ---------------------------------------------------------
+
+    def dispatch_queued(self, limit: int = 500) -> int:
+        """Place queued experiments, oldest first; returns how many were dispatched.
+
+        Runs under a Redis lock so that two dispatchers do not race for the same
+        experiments (each placement is safe anyway; the lock saves wasted reservations).
+        """
+        if self.ledger is None:
+            return 0
+        lock = self.redis.lock("fglab:dispatch-lock", timeout=60) if self.redis else None
+        if lock is not None and not lock.acquire(blocking=True, blocking_timeout=10):
+            return 0
+        try:
+            return self._dispatch_queued(limit)
+        finally:
+            if lock is not None:
+                try:
+                    lock.release()
+                except LockError:
+                    logger.warning("dispatch lock expired before release")
+
+    def _dispatch_queued(self, limit: int) -> int:
+        projects: dict[ObjectId, dict[str, Any] | None] = {}
+        full: set[ObjectId] = set()  # projects no machine has room for in this pass
+        dispatched = 0
+        queued = self.store.experiments.find(
+            {"_status": str(Status.QUEUED)}, {"_project_id": 1}
+        ).sort("_created", 1)
+        for doc in queued.limit(limit):
+            project_id = doc["_project_id"]
+            if project_id in full:
+                continue
+            if project_id not in projects:
+                projects[project_id] = self.store.projects.find_one({"_id": project_id})
+            project = projects[project_id]
+            if project is None:
+                continue
+            placement = self._place(project, doc["_id"])
+            if placement is None:
+                full.add(project_id)
+                continue
+            moved = self.store.move(doc["_id"], Status.QUEUED, _dispatch_fields(placement))
+            if moved is None:  # cancelled or taken meanwhile
+                self._release(placement, doc["_id"])
+                continue
+            self._send(project, doc["_id"], placement)
+            dispatched += 1
+        return dispatched
+
+    # Placement ----------------------------------------------------------------------
+
+    def live_machines(self, project_id: ObjectId) -> list[dict[str, Any]]:
+        """Machines that heartbeat, are not drained, and implement the project."""
+        since = now() - timedelta(seconds=self.machine_ttl)
+        return list(
+            self.store.machines.find(
+                {
+                    "_heartbeat": {"$gt": since},
+                    "drained": {"$ne": True},
+                    f"projects.{project_id}": {"$exists": True},
+                }
+            ).sort("_id", 1)
         )
 
-    def _place(
-        self, project: Mapping[str, Any], experiment_id: ObjectId, options: Mapping[str, Any]
-    ) -> bool:
-        return False
+    def _place(self, project: Mapping[str, Any], experiment_id: ObjectId) -> Placement | None:
+        if self.ledger is None or self.send is None:
+            return None
+        project_id = project["_id"]
+        candidates = self.live_machines(project_id)
+        try:
+            ordered = sorted(candidates, key=lambda m: self._load(m))
+            for machine in ordered:
+                lease = self._reserve(machine, project_id, experiment_id)
+                if lease is not None:
+                    return Placement(machine["_id"], lease)
+        except RedisError as e:
+            logger.warning("ledger unreachable, experiment %s waits: %s", experiment_id, e)
+        return None
+
+    def _load(self, machine: Mapping[str, Any]) -> float:
+        assert self.ledger is not None
+        return self.ledger.usage(machine["_id"], int(machine.get("gpu_count") or 0)).cpu_used
+
+    def _reserve(
+        self, machine: Mapping[str, Any], project_id: ObjectId, experiment_id: ObjectId
+    ) -> Lease | None:
+        assert self.ledger is not None
+        implementation = machine["projects"][str(project_id)] or {}
+        gpu_share = float(implementation.get("gpu_capacity") or 0.0)
+        gpu_count = int(machine.get("gpu_count") or 0)
+        if gpu_share and not gpu_count:
+            return None
+        return self.ledger.reserve(
+            machine["_id"],
+            str(experiment_id),
+            float(implementation.get("capacity") or 1.0),
+            gpu_share=gpu_share,
+            gpu_count=gpu_count,
+        )
+
+    def _send(
+        self, project: Mapping[str, Any], experiment_id: ObjectId, placement: Placement
+    ) -> None:
+        assert self.send is not None
+        request = RunRequest(
+            experiment_id=str(experiment_id),
+            project_id=str(project["_id"]),
+            machine=placement.machine,
+            token=placement.lease.token,
+            gpu=placement.lease.gpu,
+        )
+        try:
+            self.send(request)
+        except Exception:
+            # The broker refused: give the room back and let the experiment wait again.
+            logger.exception("could not send experiment %s to %s", experiment_id, placement.machine)
+            self._release(placement, experiment_id)
+            self.store.move(
+                experiment_id,
+                Status.DISPATCHED,
+                {"_status": str(Status.QUEUED), "_machine_id": None, "_token": None, "_gpu": None},
+            )
+
+    def _release(self, placement: Placement, experiment_id: ObjectId) -> None:
+        assert self.ledger is not None
+        try:
+            self.ledger.release(placement.machine, str(experiment_id), placement.lease.token)
+        except RedisError as e:
+            logger.warning(
+                "could not release %s on %s (it expires): %s", experiment_id, placement.machine, e
+            )
+
+    def cancel(self, experiment_id: ObjectId) -> dict[str, Any]:
+        """Stop an experiment: a waiting one never starts, a running one is killed.
+
+        Queued or dispatched experiments become ``cancelled`` at once (a message still on
+        its way finds the status changed and launches nothing); claimed or running ones
+        get a kill request that their worker acts on within a second (TERM to the process
+        group, then KILL after the grace period). Returns the experiment afterwards.
+        """
+        cancelled = {
+            "_status": str(Status.CANCELLED),
+            "_finished": now(),
+            "_exit": {"code": None, "signal": None, "reason": "cancelled before it started"},
+        }
+        doc = self.store.move(experiment_id, Status.QUEUED, cancelled)
+        if doc is None:
+            doc = self.store.move(experiment_id, Status.DISPATCHED, cancelled)
+            if doc is not None and self.ledger is not None and doc.get("_machine_id"):
+                self._release(Placement(doc["_machine_id"], _stub_lease(doc)), experiment_id)
+        if doc is None:
+            doc = self.store.move(
+                experiment_id, {Status.CLAIMED, Status.RUNNING}, {"_kill_requested": now()}
+            )
+        if doc is None:
+            doc = self.store.get_experiment(experiment_id)
+            raise Conflict(f"Experiment {experiment_id} has already ended ({doc['_status']})")
+        return doc
+
+    def requeue_unclaimed(self, experiment_ids: Iterable[ObjectId]) -> int:
+        """Put dispatched experiments whose reservation vanished back in the queue."""
+        count = 0
+        for experiment_id in experiment_ids:
+            if self.store.move(
+                experiment_id,
+                Status.DISPATCHED,
+                {"_status": str(Status.QUEUED), "_machine_id": None, "_token": None, "_gpu": None},
+            ):
+                count += 1
+        return count
+
+
+def _stub_lease(doc: Mapping[str, Any]) -> Lease:
+    return Lease(
+        owner=str(doc["_id"]), machine=doc["_machine_id"], token=doc.get("_token") or "", cpu=0.0
+    )
+
+
+def _dispatch_fields(placement: Placement) -> dict[str, Any]:
+    return {
+        "_status": str(Status.DISPATCHED),
+        "_machine_id": placement.machine,
+        "_token": placement.lease.token,
+        "_gpu": placement.lease.gpu,
+        "_dispatched": now(),
+    }
+
+
+def connect_scheduler(
+    settings: Settings, celery: Celery, store: Store | None = None, redis: Redis | None = None
+) -> Scheduler:
+    """The scheduler wired to MongoDB, the Redis ledger and the machines' queues."""
+    if store is None:
+        store = Store(mongo_client(settings)[settings.mongodb_db])
+        store.ensure_indexes()
+    redis = redis or Redis.from_url(settings.redis)
+
+    def send(request: RunRequest) -> None:
+        celery.send_task(
+            RUN_EXPERIMENT, kwargs=request.to_dict(), queue=machine_queue(request.machine)
+        )
+
+    return Scheduler(
+        store,
+        Ledger(redis, ttl=settings.lease_ttl),
+        send,
+        machine_ttl=max(settings.lease_ttl, 3 * settings.heartbeat),
+        redis=redis,
+    )

@@ -4,11 +4,13 @@
 """
 
 from tasks.contract import (
+    ADD_PROJECT,
+    DELIVER_WEBHOOK,
     DISPATCH,
+    EXPERIMENT_EVENT,
     RUN_EXPERIMENT,
     SERVER_QUEUE,
     SWEEP,
-    DELIVER_WEBHOOK,
     RunRequest,
     machine_queue,
 )
@@ -16,8 +18,10 @@ from tasks.states import ACTIVE, TERMINAL, Status
 
 __all__ = [
     "ACTIVE",
+    "ADD_PROJECT",
     "DELIVER_WEBHOOK",
     "DISPATCH",
+    "EXPERIMENT_EVENT",
     "RUN_EXPERIMENT",
     "SERVER_QUEUE",
     "SWEEP",

@@ -14,8 +14,13 @@ RUN_EXPERIMENT = "fglab.run_experiment"
 DISPATCH = "fglab.dispatch"
 #: Periodic maintenance: expired leases, silent machines, lost experiments.
 SWEEP = "fglab.sweep"
+#: An experiment started or finished on a machine: fire webhooks, dispatch what waits.
+EXPERIMENT_EVENT = "fglab.experiment_event"
 #: POST one webhook, with retries.
 DELIVER_WEBHOOK = "fglab.deliver_webhook"
+
+#: Write a template entry for a project into a machine's projects.json ("Add to machine").
+ADD_PROJECT = "fglab.add_project"
 
 #: The server-side queue (scheduler, maintenance, webhooks).
 SERVER_QUEUE = "fglab"

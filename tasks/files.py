@@ -53,7 +53,12 @@ def put_experiment_file(
     bucket_files.update_one({"_id": file_id}, {"$set": {"metadata.sha256": digest.hexdigest()}})
     _list_file(db, experiment_id, file_entry(file_id, filename, content_type))
     for old in bucket_files.find(
-        {"metadata.experiment": experiment_id, "filename": filename, "_id": {"$ne": file_id}},
+        {
+            "metadata.experiment": experiment_id,
+            "metadata.kind": None,  # only listed files; not kept logs or large fields
+            "filename": filename,
+            "_id": {"$ne": file_id},
+        },
         {"_id": 1},
     ):
         delete_file(db, old["_id"])

@@ -91,14 +91,17 @@ def put_files(experiment_id: str) -> Any:
     if not uploads:
         raise BadRequest("No files uploaded; send them as multipart field '_files'")
     limit = services().settings.max_file_bytes
+    names: list[str] = []
+    # Check every file before storing any, so a refused upload stores nothing.
     for upload in uploads:
         size = upload.content_length or _stream_size(upload.stream)
         if size > limit:
             raise BadRequest(f"File {upload.filename!r} has {size} bytes; the limit is {limit}")
-    for upload in uploads:
         filename = PurePath(upload.filename.replace("\\", "/")).name
         if not filename or filename in {".", ".."}:
             raise BadRequest(f"File name {upload.filename!r} is not usable")
+        names.append(filename)
+    for upload, filename in zip(uploads, names, strict=True):
         content_type = upload.mimetype
         if not content_type or content_type == "application/octet-stream":
             content_type = mimetypes.guess_type(filename)[0] or content_type
@@ -122,3 +125,14 @@ def _stream_size(stream: Any) -> int:
     size = stream.tell()
     stream.seek(position)
     return size
+
+
+@blp.route("/experiments/<experiment_id>/kill", methods=["POST"])
+@blp.response(200, description="The experiment: cancelled, or with a kill request")
+@blp.alt_response(404, description="No such experiment")
+@blp.alt_response(409, description="The experiment has already ended")
+def kill_experiment(experiment_id: str) -> Any:
+    """Cancel a waiting experiment or kill a running one (its whole process group)."""
+    oid = object_id(experiment_id, "Experiment ID")
+    services().store.get_experiment(oid)
+    return services().scheduler.cancel(oid)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _engine(kind: str, path: str | None):  # noqa: ANN202 - mongoeco types are optional
+def _engine(kind: str, path: str | None):
     if kind == "memory":
         from mongoeco.engines.memory import MemoryEngine
 
@@ -69,6 +69,8 @@ class MongoProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()  # else an unclosed pipe warns when collected
 
 
 def start(

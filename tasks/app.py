@@ -1,0 +1,39 @@
+"""The Celery configuration both sides share (broker, serialisation, acks, routes)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config import Settings
+from tasks.contract import DELIVER_WEBHOOK, DISPATCH, EXPERIMENT_EVENT, SERVER_QUEUE, SWEEP
+
+
+def create_celery(settings: Settings, main: str) -> Celery:
+    """A Celery app on FGLab's Redis.
+
+    Tasks are acknowledged on receipt, not late: an experiment can outlive the broker's
+    visibility timeout (celery/celery#5935), and a redelivered message must not start it
+    again. What may launch is decided by the ledger and the experiment's state in MongoDB.
+    """
+    app = Celery(main, broker=settings.redis, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        task_default_queue=SERVER_QUEUE,
+        task_routes={
+            name: {"queue": SERVER_QUEUE}
+            for name in (DISPATCH, SWEEP, DELIVER_WEBHOOK, EXPERIMENT_EVENT)
+        },
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+    return app

@@ -1,0 +1,91 @@
+"""The machine's Celery app: ``celery -A worker worker -Q machine-<host>``.
+
+The pool is threads: a pool slot only waits on a program and watches its folder, and
+the ledger, not the pool size, decides what starts (the pool must be at least as large
+as the most experiments this machine's projects allow at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+from kombu import Queue
+
+from config import Settings, load_settings
+from tasks.app import create_celery
+from tasks.contract import (
+    ADD_PROJECT,
+    DISPATCH,
+    EXPERIMENT_EVENT,
+    RUN_EXPERIMENT,
+    SERVER_QUEUE,
+    RunRequest,
+    machine_queue,
+)
+from worker.machine import Machine
+from worker.runner import run_experiment
+
+logger = logging.getLogger(__name__)
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    app = create_celery(settings, "worker")
+    queue = machine_queue(settings.machine_name)
+    app.conf.update(
+        task_queues=(Queue(queue),),
+        task_default_queue=queue,
+        worker_pool="threads",
+        worker_concurrency=settings.worker_concurrency,
+    )
+    machine_holder: dict[str, Machine] = {}
+
+    def notify(event: str, kwargs: dict[str, Any]) -> None:
+        try:
+            if event == "dispatch":
+                app.send_task(DISPATCH, queue=SERVER_QUEUE)
+            else:
+                app.send_task(
+                    EXPERIMENT_EVENT, kwargs={**kwargs, "event": event}, queue=SERVER_QUEUE
+                )
+        except Exception as e:  # the broker blinks: the periodic sweep catches up
+            logger.warning("could not tell FGLab about %s: %s", event, e)
+
+    def machine() -> Machine:
+        if "machine" not in machine_holder:
+            machine_holder["machine"] = Machine(settings, notify=notify)
+        return machine_holder["machine"]
+
+    app.fglab_machine = machine  # type: ignore[attr-defined]
+
+    @app.task(name=RUN_EXPERIMENT)
+    def run(**payload: Any) -> dict[str, Any]:
+        """Run one experiment sent by FGLab's scheduler."""
+        return run_experiment(machine(), RunRequest.from_dict(payload))
+
+    @app.task(name=ADD_PROJECT)
+    def add_project(project_id: str) -> dict[str, Any]:
+        """Write a template entry for `project_id` into this machine's projects.json."""
+        m = machine()
+        m.projects.add_template(project_id)
+        m.beat()
+        return {"machine": m.name, "project": project_id, "error": m.projects.error}
+
+    @worker_ready.connect(weak=False)
+    def _ready(sender: Any = None, **_: Any) -> None:
+        m = machine()
+        m.register()
+        m.recover()
+        m.start_heartbeat()
+
+    @worker_shutdown.connect(weak=False)
+    def _shutdown(sender: Any = None, **_: Any) -> None:
+        if "machine" in machine_holder:
+            machine_holder["machine"].stop_heartbeat()
+
+    return app
+
+
+app = create_worker_app(load_settings())

@@ -1,0 +1,88 @@
+"""Starting and stopping an experiment's program: its own process group, never a shell."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_worker() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the program gets SIGKILL if the worker thread that started it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def launch(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session (its own process group) with piped output.
+
+    Raises OSError (missing program, not executable, bad cwd) for the caller to report.
+    """
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+        preexec_fn=_die_with_worker if os.name == "posix" else None,
+    )
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to every process of the group; False if the group is gone."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_group(pgid: int, grace: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """TERM the whole group, wait up to `grace` seconds, then KILL what is left.
+
+    Waits (bounded) until no process of the group remains, reaping our own child.
+    """
+    if not signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if process is not None:
+            process.poll()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.05)
+    logger.info("process group %d outlived %.1fs of grace; sending KILL", pgid, grace)
+    signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if process is not None:
+            process.poll()
+        if not group_alive(pgid):
+            return
+        time.sleep(0.02)

@@ -1,0 +1,275 @@
+"""The life of one experiment on its machine, from claim to final status.
+
+    dispatched --claim--> claimed --start--> running --exit--> success | fail | killed | timeout
+                              \\--cannot start--> fail
+
+Every move is a compare-and-set in MongoDB, and the claim also needs the reservation's
+token to be live in the ledger, so a repeated or stale message launches nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import PyMongoError
+
+from tasks.contract import RunRequest
+from tasks.states import Status
+from worker.argv import build_argv, gpu_env
+from worker.launcher import launch, stop_group
+from worker.logs import LogSink
+from worker.machine import Machine, Running
+from worker.projects import Implementation
+from worker.results import ResultsSync
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between checks of the program, the kill flag and the results folder.
+TICK = 0.25
+#: Seconds between uploads of the results folder while the program runs.
+SYNC_EVERY = 1.0
+
+
+@dataclass
+class Outcome:
+    status: Status
+    reason: str
+    code: int | None = None
+    signal: str | None = None
+
+
+def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
+    """Run one experiment to its end; returns a JSON-able summary for the task result."""
+    experiments = machine.db["experiments"]
+    experiment_id = ObjectId(request.experiment_id)
+    if not machine.ledger.confirm(machine.name, request.experiment_id, request.token):
+        logger.info(
+            "experiment %s: reservation %s is gone; not launching", experiment_id, request.token
+        )
+        return {"experiment": request.experiment_id, "launched": False, "why": "no reservation"}
+    doc = experiments.find_one_and_update(
+        {"_id": experiment_id, "_status": str(Status.DISPATCHED), "_token": request.token},
+        {"$set": {"_status": str(Status.CLAIMED), "_claimed": _now(), "_worker_pid": os.getpid()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        _release_if_abandoned(machine, experiment_id, request)
+        logger.info(
+            "experiment %s: not dispatched with token %s; not launching",
+            experiment_id,
+            request.token,
+        )
+        return {"experiment": request.experiment_id, "launched": False, "why": "stale message"}
+
+    implementation = machine.implementation(request.project_id)
+    running = Running(
+        experiment_id=request.experiment_id,
+        token=request.token,
+        cpu=implementation.capacity if implementation else 1.0,
+        gpu_share=(implementation.gpu_capacity or 0.0) if implementation else 0.0,
+        gpu=request.gpu,
+    )
+    machine.add_running(running)
+    try:
+        if implementation is None:
+            outcome = Outcome(
+                Status.FAIL,
+                f"machine {machine.name} does not implement project {request.project_id}",
+            )
+            _finish(machine, doc, outcome, Status.CLAIMED)
+        else:
+            outcome = _run(machine, doc, implementation, request)
+    finally:
+        machine.remove_running(request.experiment_id)
+        machine.ledger.release(machine.name, request.experiment_id, request.token)
+        machine.notify("finished", {"experiment_id": request.experiment_id})
+    return {"experiment": request.experiment_id, "launched": True, "status": str(outcome.status)}
+
+
+def _run(
+    machine: Machine, doc: dict[str, Any], implementation: Implementation, request: RunRequest
+) -> Outcome:
+    experiment_id: ObjectId = doc["_id"]
+    options = {**doc.get("_options", {}), "_id": str(experiment_id)}
+    argv = build_argv(
+        implementation.command,
+        implementation.args,
+        options,
+        style=implementation.options,
+        boolean=implementation.boolean,
+        gpu_command=implementation.gpu_command,
+        gpu=request.gpu,
+    )
+    folder = implementation.results / str(experiment_id)
+    sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        process = launch(argv, implementation.cwd, {**os.environ, **gpu_env(request.gpu)})
+    except (OSError, ValueError) as e:
+        reason = f"could not start {argv[0]!r} in {implementation.cwd}: {e.strerror if isinstance(e, OSError) else e}"
+        sink.write("meta", reason + "\n")
+        outcome = Outcome(Status.FAIL, reason)
+        _finish(
+            machine, doc, outcome, Status.CLAIMED, log=sink.close(machine.db, doc["_project_id"])
+        )
+        return outcome
+
+    assert process.stdout is not None and process.stderr is not None
+    sink.pump(process.stdout.fileno(), "out")
+    sink.pump(process.stderr.fileno(), "err")
+    machine.db["experiments"].update_one(
+        {"_id": experiment_id, "_status": str(Status.CLAIMED)},
+        {
+            "$set": {
+                "_status": str(Status.RUNNING),
+                "_started": _now(),
+                "_pid": process.pid,
+                "_pgid": process.pid,
+                "_argv": argv,
+                "_results_dir": str(folder),
+            }
+        },
+    )
+    machine.notify("started", {"experiment_id": str(experiment_id)})
+    results = ResultsSync(
+        machine.db,
+        folder,
+        experiment_id,
+        doc["_project_id"],
+        max_file_bytes=machine.settings.max_file_bytes,
+    )
+    timeout = doc.get("_timeout") or implementation.timeout
+    grace = (
+        implementation.kill_grace
+        if implementation.kill_grace is not None
+        else machine.settings.kill_grace
+    )
+    outcome = _watch(machine, experiment_id, process, results, timeout, grace)
+
+    sink.join(timeout=30)
+    process.stdout.close()
+    process.stderr.close()
+    if outcome.status in {Status.FAIL}:
+        tail = sink.tail("err")
+        if tail:
+            outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
+    log = sink.close(machine.db, doc["_project_id"])
+    landed = _final_upload(results)
+    _finish(machine, doc, outcome, Status.RUNNING, log=log)
+    if landed:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        logger.warning(
+            "experiment %s: results kept in %s until they are stored", experiment_id, folder
+        )
+    return outcome
+
+
+def _watch(
+    machine: Machine,
+    experiment_id: ObjectId,
+    process,
+    results: ResultsSync,
+    timeout: float | None,
+    grace: float,
+) -> Outcome:
+    started = time.monotonic()
+    last_sync = started
+    experiments = machine.db["experiments"]
+    while True:
+        code = process.poll()
+        if code is not None:
+            return _exit_outcome(code)
+        now = time.monotonic()
+        if timeout and now - started > timeout:
+            stop_group(process.pid, grace, process)
+            process.wait()
+            return Outcome(
+                Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped", process.returncode
+            )
+        try:
+            flags = experiments.find_one({"_id": experiment_id}, {"_kill_requested": 1})
+        except PyMongoError:
+            flags = None
+        if flags and flags.get("_kill_requested"):
+            stop_group(process.pid, grace, process)
+            process.wait()
+            return Outcome(Status.KILLED, "killed on request", process.returncode)
+        if now - last_sync >= SYNC_EVERY:
+            results.sync()
+            last_sync = now
+        time.sleep(TICK)
+
+
+def _exit_outcome(code: int) -> Outcome:
+    if code == 0:
+        return Outcome(Status.SUCCESS, "exited with code 0", 0)
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (perhaps the out-of-memory killer)" if -code == signal.SIGKILL else ""
+        return Outcome(Status.FAIL, f"killed by {name}{hint}", code, name)
+    return Outcome(Status.FAIL, f"exited with code {code}", code)
+
+
+def _final_upload(results: ResultsSync, attempts: int = 8) -> bool:
+    """The last pass after exit, retried with backoff while MongoDB refuses."""
+    delay = 0.5
+    for attempt in range(attempts):
+        report = results.sync(final=True)
+        if report.all_landed:
+            return True
+        if attempt < attempts - 1:
+            time.sleep(delay)
+            delay = min(delay * 2, 30)
+    return False
+
+
+def _finish(
+    machine: Machine,
+    doc: dict[str, Any],
+    outcome: Outcome,
+    expected: Status,
+    log: dict[str, Any] | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "_status": str(outcome.status),
+        "_finished": _now(),
+        "_exit": {"code": outcome.code, "signal": outcome.signal, "reason": outcome.reason},
+    }
+    if log is not None:
+        fields["_log"] = log
+    machine.db["experiments"].update_one(
+        {"_id": doc["_id"], "_status": str(expected)}, {"$set": fields}
+    )
+    logger.info(
+        "experiment %s: %s (%s)", doc["_id"], outcome.status, outcome.reason.splitlines()[0]
+    )
+
+
+def _release_if_abandoned(machine: Machine, experiment_id: ObjectId, request: RunRequest) -> None:
+    """A stale message whose experiment ended or was cancelled gives its lease back."""
+    doc = machine.db["experiments"].find_one({"_id": experiment_id}, {"_status": 1, "_token": 1})
+    if (
+        doc is None
+        or doc.get("_token") != request.token
+        or doc.get("_status") not in {str(Status.CLAIMED), str(Status.RUNNING)}
+    ):
+        machine.ledger.release(machine.name, request.experiment_id, request.token)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def results_folder(implementation: Implementation, experiment_id: str) -> Path:
+    return implementation.results / experiment_id
