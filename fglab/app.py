@@ -16,8 +16,9 @@ from fglab.errors import FGLabError
 from fglab.extensions import Services
 from fglab.jsonify import FGLabJSONProvider
 from fglab.mongo import mongo_client
-from fglab.scheduler import Scheduler
+from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.store import Store
+from tasks.app import create_celery
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,12 @@ def create_app(
     if store is None:
         store = Store(mongo_client(settings)[settings.mongodb_db])
         store.ensure_indexes()
+    if redis is None:
+        redis = Redis.from_url(settings.redis)
+    if scheduler is None:
+        scheduler = connect_scheduler(settings, create_celery(settings, "fglab-web"), store, redis)
     app.extensions["fglab"] = Services(
-        settings=settings,
-        store=store,
-        scheduler=scheduler or Scheduler(store),
-        redis=redis if redis is not None else Redis.from_url(settings.redis),
+        settings=settings, store=store, scheduler=scheduler, redis=redis
     )
     _install_error_handlers(app)
     install_auth(app, settings.password)
@@ -56,6 +58,9 @@ def create_app(
     from fglab.api import register_api
 
     register_api(app)
+    from fglab.web import register_pages
+
+    register_pages(app)
     return app
 
 

@@ -44,14 +44,32 @@ def launch(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still exists."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    """Whether any live (non-zombie) process of the group still exists.
+
+    ``killpg(pgid, 0)`` also counts zombies, which an init that does not reap (as in
+    some containers) keeps forever; /proc tells them apart where it exists.
+    """
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ")".
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in {"Z", "X"}:
+            return True
+    return False
 
 
 def signal_group(pgid: int, signum: int) -> bool:

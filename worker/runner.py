@@ -125,8 +125,8 @@ def _run(
         return outcome
 
     assert process.stdout is not None and process.stderr is not None
-    sink.pump(process.stdout.fileno(), "out")
-    sink.pump(process.stderr.fileno(), "err")
+    sink.pump(process.stdout, "out")  # the sink closes the pipes at EOF
+    sink.pump(process.stderr, "err")
     machine.db["experiments"].update_one(
         {"_id": experiment_id, "_status": str(Status.CLAIMED)},
         {
@@ -157,8 +157,6 @@ def _run(
     outcome = _watch(machine, experiment_id, process, results, timeout, grace)
 
     sink.join(timeout=30)
-    process.stdout.close()
-    process.stderr.close()
     if outcome.status in {Status.FAIL}:
         tail = sink.tail("err")
         if tail:

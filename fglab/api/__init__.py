@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from fglab.api import experiments, files, logs, machines, projects, webhooks
+from fglab.api import charts, experiments, files, logs, machines, projects, search, webhooks
 
 
 def register_api(app: Flask) -> Api:
     api = Api(app, spec_kwargs={"info": {"description": "FGLab fleet: experiments, projects, machines, files."}})
-    for module in (projects, experiments, machines, files, webhooks, logs):
+    for module in (projects, experiments, machines, files, webhooks, logs, charts, search):
         api.register_blueprint(module.blp)
     return api

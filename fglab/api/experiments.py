@@ -13,6 +13,7 @@ from fglab.api.bodies import doc_body, doc_multipart, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.store import now, object_id
+from tasks.fields import resolve_large_fields
 
 blp = Blueprint("experiments", __name__, url_prefix="/api/v1", description="Experiments")
 
@@ -33,8 +34,9 @@ def list_experiments() -> Any:
 @blp.response(200, description="The experiment")
 @blp.alt_response(404, description="No such experiment")
 def get_experiment(experiment_id: str) -> Any:
-    """Read one experiment."""
-    return services().store.get_experiment(experiment_id)
+    """Read one experiment (large fields such as long `_charts` included whole)."""
+    store = services().store
+    return resolve_large_fields(store.db, store.get_experiment(experiment_id))
 
 
 @blp.route("/experiments/<experiment_id>", methods=["PUT"])

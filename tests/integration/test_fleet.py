@@ -1,0 +1,341 @@
+"""An experiment's whole path, with real worker processes, Redis and MongoDB."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from tests.integration.fleet import Fleet, wait_for
+
+PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
+SCHEMA = {
+    "mode": {"type": "string", "default": "write"},
+    "until": {"type": "string", "default": "none"},
+}
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.with_changes(lease_ttl=4.0, heartbeat=0.5, kill_grace=2.0)
+
+
+@pytest.fixture
+def fleet(settings, tmp_path):
+    fleet = Fleet(settings, tmp_path / "fleet")
+    yield fleet
+    fleet.stop_all()
+    for process in fleet.processes:  # shown by pytest only when the test failed
+        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
+
+
+@pytest.fixture
+def project(store):
+    project_id = store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA)
+    return store.get_project(project_id)
+
+
+def implementation(tmp_path: Path, **changes):
+    return {
+        "cwd": str(tmp_path),
+        "command": sys.executable,
+        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
+        "options": "double-dash",
+        "boolean": "mandatory",
+        "capacity": 1,
+        "results": str(tmp_path / "results"),
+        **changes,
+    }
+
+
+def machine_name() -> str:
+    return f"m{uuid.uuid4().hex[:8]}"
+
+
+def live(store, name: str):
+    return lambda: (store.machines.find_one({"_id": name}) or {}).get("_heartbeat")
+
+
+def status_of(store, experiment_id: str):
+    doc = store.experiments.find_one({"_id": ObjectId(experiment_id)})
+    return doc and doc["_status"]
+
+
+def submit(client, project, queue=True, **options):
+    body = {"mode": "write", "until": "none", **options}
+    answer = client.post(
+        f"/api/v1/projects/{project['_id']}/experiment{'?queue=true' if queue else ''}", json=body
+    )
+    assert answer.status_code == 201, answer.json
+    return answer.json["_id"]
+
+
+def test_results_land_in_mongodb_and_gridfs(client, store, fleet, project, tmp_path):
+    name = machine_name()
+    fleet.start_scheduler()
+    fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
+    wait_for(live(store, name), what="machine registration")
+
+    experiment_id = submit(client, project, queue=False)
+    wait_for(lambda: status_of(store, experiment_id) == "success", timeout=60, what="success")
+
+    doc = client.get(f"/api/v1/experiments/{experiment_id}").json
+    assert doc["_scores"] == {"accuracy": 0.91, "loss": 0.2}
+    assert doc["_charts"]["columnNames"] == ["train", "x"]
+    assert doc["Notes"] == "final"
+    assert doc["_machine_id"] == name
+    assert doc["_exit"]["code"] == 0
+    names = sorted(f["filename"] for f in doc["_files"])
+    assert names == ["log.txt", "plot.png"]
+    log = next(f for f in doc["_files"] if f["filename"] == "log.txt")
+    assert client.get(f"/api/v1/files/{log['_id']}").data == b"epoch 1\nepoch 2\n"
+    assert store.files.count_documents({"filename": "log.txt"}) == 1
+    assert not (tmp_path / "results" / experiment_id).exists()
+
+
+def running_on(store, ids):
+    docs = store.experiments.find({"_id": {"$in": [ObjectId(i) for i in ids]}})
+    return {str(d["_id"]): d for d in docs}
+
+
+def ledger_empty(ledger, name, gpus=0):
+    usage = ledger.usage(name, gpus)
+    return usage.cpu_used == 0 and not usage.leases and not any(usage.gpu_used)
+
+
+@pytest.fixture
+def ledger(settings):
+    from redis import Redis
+
+    from tasks.ledger import Ledger
+
+    client = Redis.from_url(settings.redis)
+    yield Ledger(client, ttl=settings.lease_ttl)
+    client.close()
+
+
+def test_capacity_half_runs_two_and_the_third_starts_when_one_ends(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path, capacity="0.5")})
+    wait_for(live(store, name), what="machine registration")
+
+    gates = [tmp_path / f"gate-{i}" for i in range(3)]
+    ids = [submit(client, project, mode="sleep", until=str(gate)) for gate in gates]
+    wait_for(lambda: [status_of(store, i) for i in ids[:2]] == ["running"] * 2, what="two running")
+    assert status_of(store, ids[2]) == "queued"
+    assert ledger.usage(name).cpu_used == pytest.approx(1.0)
+
+    gates[0].touch()
+    wait_for(lambda: status_of(store, ids[2]) == "running", what="third running")
+    docs = running_on(store, ids)
+    waited = docs[ids[2]]["_started"] - docs[ids[0]]["_finished"]
+    assert waited.total_seconds() < 1.0
+    assert docs[ids[0]]["_status"] == "success"
+
+    for gate in gates[1:]:
+        gate.touch()
+    wait_for(lambda: all(status_of(store, i) == "success" for i in ids), what="all success")
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+
+
+def test_gpu_slots_fit_on_one_gpu_each_and_the_fifth_waits(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    impl = implementation(tmp_path, capacity=0.1, gpu_capacity="0.5", gpu_command="--gpu")
+    fleet.start_machine(name, {str(project["_id"]): impl}, gpus=2)
+    wait_for(live(store, name), what="machine registration")
+
+    gate = tmp_path / "gate"
+    ids = [submit(client, project, mode="sleep", until=str(gate)) for _ in range(5)]
+    wait_for(
+        lambda: sum(status_of(store, i) == "running" for i in ids) == 4, what="four running"
+    )
+    assert status_of(store, ids[4]) == "queued"
+    results = tmp_path / "results"
+    envs = wait_for(
+        lambda: [json.loads((results / i / "env.json").read_text()) for i in ids[:4]]
+        if all((results / i / "env.json").exists() for i in ids[:4])
+        else None,
+        what="programs report their GPU",
+    )
+    visible = sorted(env["gpu_env"]["CUDA_VISIBLE_DEVICES"] for env in envs)
+    assert visible == ["0", "0", "1", "1"]
+    for env in envs:
+        argv = env["argv"]
+        assert argv[argv.index("--gpu") + 1] == env["gpu_env"]["CUDA_VISIBLE_DEVICES"]
+    assert ledger.usage(name, 2).gpu_used == (1.0, 1.0)
+
+    gate.touch()
+    wait_for(lambda: all(status_of(store, i) == "success" for i in ids), timeout=60, what="done")
+    wait_for(lambda: ledger_empty(ledger, name, 2), what="ledger empty")
+
+
+def test_two_machines_share_work_and_a_project_goes_only_where_implemented(
+    client, store, fleet, project, tmp_path
+):
+    other = store.get_project(store.create_project(f"only-{uuid.uuid4().hex[:6]}", SCHEMA))
+    first, second = sorted([machine_name(), machine_name()])
+    fleet.start_scheduler()
+    fleet.start_machine(
+        first,
+        {
+            str(project["_id"]): implementation(tmp_path),
+            str(other["_id"]): implementation(tmp_path, capacity=0.25),
+        },
+    )
+    fleet.start_machine(second, {str(project["_id"]): implementation(tmp_path)})
+    wait_for(lambda: live(store, first)() and live(store, second)(), what="both machines")
+
+    gate = tmp_path / "gate"
+    shared = [submit(client, project, mode="sleep", until=str(gate)) for _ in range(2)]
+    wait_for(lambda: all(status_of(store, i) == "running" for i in shared), what="both running")
+    machines = {d["_machine_id"] for d in running_on(store, shared).values()}
+    assert machines == {first, second}
+
+    gate.touch()
+    only = [submit(client, other, mode="write", until="none") for _ in range(3)]
+    wait_for(lambda: all(status_of(store, i) == "success" for i in only), timeout=60, what="done")
+    assert {d["_machine_id"] for d in running_on(store, only).values()} == {first}
+
+
+def test_failing_missing_and_killed_programs_end_with_their_reason(
+    client, store, fleet, project, ledger, tmp_path
+):
+    broken = store.get_project(store.create_project(f"broken-{uuid.uuid4().hex[:6]}", SCHEMA))
+    name = machine_name()
+    fleet.start_scheduler()
+    fleet.start_machine(
+        name,
+        {
+            str(project["_id"]): implementation(tmp_path, capacity=0.3),
+            str(broken["_id"]): implementation(tmp_path, command="/nonexistent/trainer"),
+        },
+    )
+    wait_for(live(store, name), what="machine registration")
+
+    failing = submit(client, project, queue=False, mode="fail")
+    wait_for(lambda: status_of(store, failing) == "fail", what="fail")
+    doc = store.get_experiment(failing)
+    assert doc["_exit"]["code"] == 3
+    assert "exited with code 3" in doc["_exit"]["reason"]
+    assert "about to fail" in doc["_exit"]["reason"]
+
+    missing = submit(client, broken, queue=False)
+    wait_for(lambda: status_of(store, missing) == "fail", what="missing command fails")
+    reason = store.get_experiment(missing)["_exit"]["reason"]
+    assert "could not start '/nonexistent/trainer'" in reason
+    assert "No such file or directory" in reason
+
+    pids_file = tmp_path / "pids.json"
+    store_schema_with_pids = store.create_project(
+        f"tree-{uuid.uuid4().hex[:6]}", {**SCHEMA, "pids": {"type": "string", "default": "x"}}
+    )
+    tree_project = store.get_project(store_schema_with_pids)
+    fleet.write_projects(
+        name,
+        {
+            str(project["_id"]): implementation(tmp_path, capacity=0.3),
+            str(tree_project["_id"]): implementation(tmp_path, capacity=0.3),
+        },
+    )
+    wait_for(
+        lambda: str(tree_project["_id"]) in (store.machines.find_one({"_id": name}) or {}).get(
+            "projects", {}
+        ),
+        what="projects.json reload",
+    )
+    answer = client.post(
+        f"/api/v1/projects/{tree_project['_id']}/experiment",
+        json={"mode": "tree", "until": "none", "pids": str(pids_file)},
+    )
+    assert answer.status_code == 201, answer.json
+    killed = answer.json["_id"]
+    pids = wait_for(
+        lambda: json.loads(pids_file.read_text()) if pids_file.exists() else None,
+        what="program tree started",
+    )
+    wait_for(lambda: status_of(store, killed) == "running", what="running")
+    assert client.post(f"/api/v1/experiments/{killed}/kill").status_code == 200
+    wait_for(lambda: status_of(store, killed) == "killed", what="killed")
+    assert not [pid for pid in pids if process_alive(pid)]
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+
+
+def test_logs_are_complete_in_order_live_and_after_the_end(
+    client, store, fleet, project, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
+    wait_for(live(store, name), what="machine registration")
+    printer = store.get_project(
+        store.create_project(
+            f"print-{uuid.uuid4().hex[:6]}", {**SCHEMA, "lines": {"type": "int", "default": 10}}
+        )
+    )
+    fleet.write_projects(
+        name,
+        {
+            str(project["_id"]): implementation(tmp_path),
+            str(printer["_id"]): implementation(tmp_path),
+        },
+    )
+    wait_for(
+        lambda: str(printer["_id"]) in (store.machines.find_one({"_id": name}) or {}).get(
+            "projects", {}
+        ),
+        what="projects.json reload",
+    )
+    answer = client.post(
+        f"/api/v1/projects/{printer['_id']}/experiment",
+        json={"mode": "print", "until": "none", "lines": 2000},
+    )
+    assert answer.status_code == 201, answer.json
+    experiment_id = answer.json["_id"]
+    wait_for(lambda: status_of(store, experiment_id) == "success", what="success")
+
+    expected_out = "".join(f"line {i}\n" for i in range(0, 2000, 2))
+    expected_err = "".join(f"line {i}\n" for i in range(1, 2000, 2))
+    assert read_log(client, experiment_id) == (expected_out, expected_err)
+
+    from redis import Redis
+
+    from tasks.logs import log_key
+
+    Redis.from_url(store_settings_redis(client)).delete(log_key(experiment_id))
+    assert read_log(client, experiment_id) == (expected_out, expected_err)
+
+
+def store_settings_redis(client) -> str:
+    from fglab.extensions import services
+
+    return services(client.application).settings.redis
+
+
+def read_log(client, experiment_id: str) -> tuple[str, str]:
+    out, err, after = [], [], None
+    while True:
+        query = f"?after={after}" if after else ""
+        page = client.get(f"/api/v1/experiments/{experiment_id}/logs{query}").json
+        for entry in page["entries"]:
+            {"out": out, "err": err}.get(entry["s"], []).append(entry["t"])
+        if not page["entries"]:
+            return "".join(out), "".join(err)
+        after = page["last"]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
