@@ -47,10 +47,11 @@ def create_app(
         store.ensure_indexes()
     if redis is None:
         redis = Redis.from_url(settings.redis)
+    celery = create_celery(settings, "fglab-web")
     if scheduler is None:
-        scheduler = connect_scheduler(settings, create_celery(settings, "fglab-web"), store, redis)
+        scheduler = connect_scheduler(settings, celery, store, redis)
     app.extensions["fglab"] = Services(
-        settings=settings, store=store, scheduler=scheduler, redis=redis
+        settings=settings, store=store, scheduler=scheduler, redis=redis, celery=celery
     )
     _install_error_handlers(app)
     install_auth(app, settings.password)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from celery import Celery
 from flask import Flask, current_app
 
 from config import Settings
@@ -22,6 +23,8 @@ class Services:
     store: Store
     scheduler: Scheduler
     redis: Redis | None = None
+    #: Sends tasks to machines' queues (e.g. "Add to machine").
+    celery: Celery | None = None
 
 
 def services(app: Flask | None = None) -> Services:

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from fglab.api.bodies import doc_body, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
+from tasks.contract import ADD_PROJECT, machine_queue
 
 blp = Blueprint("machines", __name__, url_prefix="/api/v1", description="Machines")
 
@@ -67,3 +68,22 @@ def set_machine_projects(machine_id: str) -> Any:
     if not isinstance(projects, dict) or any("." in k or k.startswith("$") for k in projects):
         raise BadRequest("Body must be {\"projects\": {<project_id>: <implementation>}}")
     return services().store.set_machine_fields(machine_id, {"projects": projects})
+
+
+@blp.route("/machines/<machine_id>/projects/<project_id>", methods=["POST"])
+@blp.response(202, description="The template is on its way to the machine's projects.json")
+@blp.alt_response(404, description="No such machine or project")
+def add_project_to_machine(machine_id: str, project_id: str) -> Any:
+    """Add to machine: write a template entry for the project into its projects.json.
+
+    The machine's worker writes the file (FGLab never reaches into machines); edit the
+    entry's command and paths there, and the machine picks the change up by itself.
+    """
+    store = services().store
+    machine = store.get_machine(machine_id)
+    project = store.get_project(project_id)
+    celery = services().celery
+    if celery is None:
+        raise BadRequest("This FGLab has no broker to reach machines")
+    celery.send_task(ADD_PROJECT, args=[str(project["_id"])], queue=machine_queue(machine["_id"]))
+    return {"status": "Sent", "machine": machine["_id"], "project": str(project["_id"])}, 202

@@ -339,3 +339,66 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def test_queued_work_starts_when_a_machine_appears(client, store, fleet, project, tmp_path):
+    fleet.start_scheduler()
+    experiment_id = submit(client, project, mode="write")
+    assert status_of(store, experiment_id) == "queued"
+    assert client.post(
+        f"/api/v1/projects/{project['_id']}/experiment", json={"mode": "write", "until": "none"}
+    ).json == {"error": "No machine capacity available"}
+
+    name = machine_name()
+    fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
+    wait_for(lambda: status_of(store, experiment_id) == "success", timeout=60, what="success")
+    assert store.get_experiment(experiment_id)["_machine_id"] == name
+
+
+def test_add_to_machine_writes_a_template_the_machine_then_serves(
+    client, store, fleet, project, tmp_path
+):
+    name = machine_name()
+    fleet.start_machine(name, {})
+    wait_for(live(store, name), what="machine registration")
+    answer = client.post(f"/api/v1/machines/{name}/projects/{project['_id']}")
+    assert answer.status_code == 202, answer.json
+
+    projects_file = fleet.root / name / "projects.json"
+    entry = wait_for(
+        lambda: json.loads(projects_file.read_text()).get(str(project["_id"])),
+        what="template in projects.json",
+    )
+    assert entry["command"] and entry["options"] == "double-dash" and entry["capacity"] == 1
+    wait_for(
+        lambda: str(project["_id"]) in (store.machines.find_one({"_id": name}) or {}).get(
+            "projects", {}
+        ),
+        what="machine publishes the project",
+    )
+
+
+def test_a_chart_of_a_million_points_is_stored_and_served_whole(
+    client, store, fleet, tmp_path
+):
+    schema = {**SCHEMA, "points": {"type": "int", "default": 10}}
+    big = store.get_project(store.create_project(f"big-{uuid.uuid4().hex[:6]}", schema))
+    name = machine_name()
+    fleet.start_scheduler()
+    fleet.start_machine(name, {str(big["_id"]): implementation(tmp_path)})
+    wait_for(live(store, name), what="machine registration")
+
+    answer = client.post(
+        f"/api/v1/projects/{big['_id']}/experiment",
+        json={"mode": "bigchart", "until": "none", "points": 500_000},
+    )
+    assert answer.status_code == 201, answer.json
+    experiment_id = answer.json["_id"]
+    wait_for(lambda: status_of(store, experiment_id) == "success", timeout=120, what="success")
+
+    raw = store.experiments.find_one({"_id": ObjectId(experiment_id)})
+    assert "_fglab_large" in raw["_charts"]
+    chart = client.get(f"/api/v1/experiments/{experiment_id}").json["_charts"]
+    train, val, x1, x2 = chart["data"]["columns"]
+    assert len(train) == len(val) == len(x1) == len(x2) == 500_000
+    assert train[-1] == 1.0 / 500_000 and x2[-1] == 499_999

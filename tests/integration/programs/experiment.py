@@ -69,6 +69,17 @@ def main() -> int:
         Path(opts["pids"]).write_text(json.dumps([os.getpid(), *[c.pid for c in children]]))
         time.sleep(600)
         return 0
+    if mode == "bigchart":
+        n = int(opts.get("points", "500000"))
+        train = [1.0 / (1 + i) for i in range(n)]
+        val = [2.0 / (2 + i) for i in range(n)]
+        xs = list(range(n))
+        chart = {
+            "columnNames": ["train", "val", "x1", "x2"],
+            "data": {"xs": {"train": "x1", "val": "x2"}, "columns": [train, val, xs, xs]},
+        }
+        (folder / "chart.json").write_text(json.dumps({"_charts": chart}))
+        return 0
     if mode == "print":
         for i in range(int(opts.get("lines", "1000"))):
             stream = sys.stdout if i % 2 == 0 else sys.stderr

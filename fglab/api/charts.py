@@ -1,0 +1,67 @@
+"""Charts: an experiment's ``_charts`` as C3.js configs, long series downsampled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+
+from fglab.charts import ChartError, prepare_charts
+from fglab.errors import BadRequest
+from fglab.extensions import services
+from tasks.fields import resolve_large_fields
+
+blp = Blueprint("charts", __name__, url_prefix="/api/v1", description="Experiment charts")
+
+DEFAULT_POINTS = 1000
+#: A browser draws a few thousand points per series smoothly; more is asking for trouble.
+MAX_POINTS = 100_000
+
+
+@blp.route("/experiments/<experiment_id>/charts", methods=["GET"])
+@blp.doc(
+    parameters=[
+        {
+            "in": "query",
+            "name": "points",
+            "schema": {"type": "integer", "minimum": 3, "maximum": MAX_POINTS},
+            "description": f"Most points per series (LTTB downsampling); default {DEFAULT_POINTS}.",
+        }
+    ]
+)
+@blp.response(200, description="A list of C3.js configs, ready for `c3.generate`; [] when none")
+@blp.alt_response(400, description="A bad `points`, or `_charts` that cannot be drawn")
+@blp.alt_response(404, description="No such experiment")
+def get_charts(experiment_id: str) -> Any:
+    """Read an experiment's charts as C3.js configs."""
+    points = _points(request.args.get("points"))
+    doc = services().store.get_experiment(experiment_id)
+    if doc.get("_charts") is None:
+        return []
+    # Only `_charts` is loaded from GridFS, not every other large field of the experiment.
+    charts = resolve_large_fields(
+        services().store.db, {"_id": doc["_id"], "_charts": doc["_charts"]}
+    )
+    if charts["_charts"] is None:
+        return []
+    try:
+        return prepare_charts(charts["_charts"], max_points=points)
+    except ChartError as e:
+        raise BadRequest(
+            f"Experiment {experiment_id} has _charts that cannot be drawn: {e}"
+        ) from None
+
+
+def _points(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_POINTS
+    try:
+        points = int(value)
+    except ValueError:
+        raise BadRequest(
+            f"points is {value!r}; use a whole number from 3 to {MAX_POINTS}"
+        ) from None
+    if not 3 <= points <= MAX_POINTS:
+        raise BadRequest(f"points is {points}; use a whole number from 3 to {MAX_POINTS}")
+    return points
