@@ -19,7 +19,9 @@ def _web(args: argparse.Namespace) -> int:
     settings = load_settings()
     app = create_app(settings)
     _warn_if_open(settings.fglab_host, settings.password)
-    logger.info("FGLab on http://%s:%d (API docs at /api/docs)", settings.fglab_host, settings.fglab_port)
+    logger.info(
+        "FGLab on http://%s:%d (API docs at /api/docs)", settings.fglab_host, settings.fglab_port
+    )
     serve(app, host=settings.fglab_host, port=settings.fglab_port, threads=16, ident="FGLab")
     return 0
 
@@ -41,17 +43,21 @@ def _warn_if_open(host: str, password: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fglab", description="FGLab fleet")
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run web, scheduler, a local worker and Flower on this host")
+    up = commands.add_parser(
+        "up", help="run web, scheduler, a local worker and Flower on this host"
+    )
     up.add_argument("--no-demo", action="store_true", help="do not create the demo project")
     up.set_defaults(func=_up)
     web = commands.add_parser("web", help="serve the web pages and the API")
     web.set_defaults(func=_web)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except SettingsError as e:
-        print(f"fglab: {e}", file=sys.stderr)  # noqa: T201 - one clear line before any logging
+        print(f"fglab: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

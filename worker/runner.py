@@ -116,7 +116,8 @@ def _run(
         folder.mkdir(parents=True, exist_ok=True)
         process = launch(argv, implementation.cwd, {**os.environ, **gpu_env(request.gpu)})
     except (OSError, ValueError) as e:
-        reason = f"could not start {argv[0]!r} in {implementation.cwd}: {e.strerror if isinstance(e, OSError) else e}"
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        reason = f"could not start {argv[0]!r} in {implementation.cwd}: {why}"
         sink.write("meta", reason + "\n")
         outcome = Outcome(Status.FAIL, reason)
         _finish(

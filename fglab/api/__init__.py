@@ -9,7 +9,12 @@ from fglab.api import charts, experiments, files, logs, machines, projects, sear
 
 
 def register_api(app: Flask) -> Api:
-    api = Api(app, spec_kwargs={"info": {"description": "FGLab fleet: experiments, projects, machines, files."}})
+    api = Api(
+        app,
+        spec_kwargs={
+            "info": {"description": "FGLab fleet: experiments, projects, machines, files."}
+        },
+    )
     for module in (projects, experiments, machines, files, webhooks, logs, charts, search):
         api.register_blueprint(module.blp)
     return api

@@ -49,7 +49,9 @@ def update_experiment(experiment_id: str) -> Any:
     fields = json_object()
     for name in fields:
         if not name or name.startswith("$") or "." in name or "\0" in name:
-            raise BadRequest(f"Field name {name!r} is not allowed; use a plain name without '.' or '$'")
+            raise BadRequest(
+                f"Field name {name!r} is not allowed; use a plain name without '.' or '$'"
+            )
         if name in SYSTEM_FIELDS:
             raise BadRequest(f"Field {name} is kept by FGLab and cannot be set")
     return services().store.set_fields(experiment_id, fields)

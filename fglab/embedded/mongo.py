@@ -77,7 +77,15 @@ def start(
     engine: str = "memory", path: str | os.PathLike[str] | None = None, port: int = 0
 ) -> MongoProcess:
     """Start the server in a child process and wait until it accepts connections."""
-    command = [sys.executable, "-m", "fglab.embedded.mongo", "--engine", engine, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "fglab.embedded.mongo",
+        "--engine",
+        engine,
+        "--port",
+        str(port),
+    ]
     if path is not None:
         command += ["--path", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -42,30 +42,47 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     mode = opts.get("mode", "write")
     if mode == "write":
-        (folder / "scores.json").write_text(json.dumps({"_scores": {"accuracy": 0.91, "loss": 0.2}}))
-        chart = {"columnNames": ["train", "x"], "data": {"xs": {"train": "x"}, "columns": [[1.0, 0.5, 0.25], [1, 2, 3]]}}
+        (folder / "scores.json").write_text(
+            json.dumps({"_scores": {"accuracy": 0.91, "loss": 0.2}})
+        )
+        chart = {
+            "columnNames": ["train", "x"],
+            "data": {"xs": {"train": "x"}, "columns": [[1.0, 0.5, 0.25], [1, 2, 3]]},
+        }
         (folder / "chart.json").write_text(json.dumps({"_charts": chart}))
-        (folder / "notes.json").write_text(json.dumps({"Notes": "first", "Framework": {"Name": "none"}}))
+        (folder / "notes.json").write_text(
+            json.dumps({"Notes": "first", "Framework": {"Name": "none"}})
+        )
         (folder / "plot.png").write_bytes(PNG)
         (folder / "log.txt").write_text("epoch 1\n")
         time.sleep(float(opts.get("pause", "2.5")))
-        (folder / "notes.json").write_text(json.dumps({"Notes": "final", "Framework": {"Name": "none"}}))
+        (folder / "notes.json").write_text(
+            json.dumps({"Notes": "final", "Framework": {"Name": "none"}})
+        )
         (folder / "log.txt").write_text("epoch 1\nepoch 2\n")
         print("done writing", flush=True)
         return 0
     if mode == "sleep":
-        print(f"started {opts['_id']} gpu={os.environ.get('CUDA_VISIBLE_DEVICES')} argv={sys.argv[1:]}", flush=True)
-        (folder / "env.json").write_text(json.dumps({
-            "gpu_env": {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")},
-            "argv": sys.argv[1:],
-        }))
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+        print(f"started {opts['_id']} gpu={gpu} argv={sys.argv[1:]}", flush=True)
+        (folder / "env.json").write_text(
+            json.dumps(
+                {
+                    "gpu_env": {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")},
+                    "argv": sys.argv[1:],
+                }
+            )
+        )
         wait_for_file(Path(opts["until"]), float(opts.get("limit", "60")))
         return 0
     if mode == "fail":
         print("about to fail", file=sys.stderr, flush=True)
         return 3
     if mode == "tree":
-        children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(2)]
+        children = [
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            for _ in range(2)
+        ]
         Path(opts["pids"]).write_text(json.dumps([os.getpid(), *[c.pid for c in children]]))
         time.sleep(600)
         return 0
