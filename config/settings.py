@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -116,6 +116,16 @@ class Settings:
     worker_concurrency: int = 16
     #: Broker visibility timeout in seconds (kept long; the ledger, not acks, guards launches).
     visibility_timeout: float = 3600.0
+    #: Seconds a worker keeps retrying a MongoDB write (results, final status) before giving up.
+    mongo_retry: float = 600.0
+    #: A machine whose experiments fail to start this many times within `drain_window`
+    #: seconds drains itself.
+    drain_after_failures: int = 3
+    drain_window: float = 600.0
+    #: GPU memory (bytes) used by processes outside the fleet above which a GPU counts busy.
+    gpu_busy_bytes: int = 512 * 1024 * 1024
+    #: First delay in seconds between webhook delivery attempts (doubles each time).
+    webhook_backoff: float = 2.0
 
     def with_changes(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed (tests and `fglab up`)."""
@@ -134,9 +144,9 @@ class Settings:
         values: dict[str, Any] = {}
         for env_name, (field_name, parse) in _VARIABLES.items():
             raw = environ.get(env_name)
-            if raw is None or (raw.strip() == "" and field_name != "password"):
+            if raw is None or raw.strip() == "":
                 continue
-            values[field_name] = parse(env_name, raw) if raw != "" else None
+            values[field_name] = parse(env_name, raw)
         uri = values.get("mongodb_uri")
         if "mongodb_db" not in values and uri:
             database = urlparse(uri).path.lstrip("/")
@@ -147,9 +157,6 @@ class Settings:
         if "fglab_url" not in values and "fglab_port" in values:
             values["fglab_url"] = f"http://localhost:{values['fglab_port']}"
         return cls(**values)
-
-    def names(self) -> list[str]:
-        return [f.name for f in fields(self)]
 
 
 _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
@@ -172,6 +179,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_MAX_REQUEST_BYTES": ("max_request_bytes", _int_in(1024)),
     "FGLAB_WORKER_CONCURRENCY": ("worker_concurrency", _int_in(1, 4096)),
     "FGLAB_VISIBILITY_TIMEOUT": ("visibility_timeout", _positive_float),
+    "FGLAB_MONGO_RETRY": ("mongo_retry", _positive_float),
+    "FGLAB_DRAIN_AFTER_FAILURES": ("drain_after_failures", _int_in(1, 1000)),
+    "FGLAB_DRAIN_WINDOW": ("drain_window", _positive_float),
+    "FGLAB_GPU_BUSY_BYTES": ("gpu_busy_bytes", _int_in(0)),
+    "FGLAB_WEBHOOK_BACKOFF": ("webhook_backoff", _positive_float),
 }
 
 

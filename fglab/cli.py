@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from config import SettingsError, load_settings
@@ -29,7 +30,15 @@ def _web(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from fglab.up import run
 
-    return run(load_settings(), demo=not args.no_demo)
+    settings = load_settings()  # loads .env first, so FGLAB_FLOWER_PORT may come from it
+    flower_port = args.flower_port
+    if flower_port is None:
+        raw = os.environ.get("FGLAB_FLOWER_PORT", "5555")
+        try:
+            flower_port = int(raw)
+        except ValueError:
+            raise SettingsError(f"FGLAB_FLOWER_PORT={raw!r} is not a whole number") from None
+    return run(settings, demo=not args.no_demo, flower_port=flower_port)
 
 
 def _warn_if_open(host: str, password: str | None) -> None:
@@ -47,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         "up", help="run web, scheduler, a local worker and Flower on this host"
     )
     up.add_argument("--no-demo", action="store_true", help="do not create the demo project")
+    up.add_argument(
+        "--flower-port", type=int, help="Flower's port (default FGLAB_FLOWER_PORT, else 5555)"
+    )
     up.set_defaults(func=_up)
     web = commands.add_parser("web", help="serve the web pages and the API")
     web.set_defaults(func=_web)

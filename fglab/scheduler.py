@@ -60,7 +60,12 @@ class Scheduler:
     # Submission ---------------------------------------------------------------------
 
     def submit(
-        self, project: Mapping[str, Any], options: Mapping[str, Any], *, queue: bool
+        self,
+        project: Mapping[str, Any],
+        options: Mapping[str, Any],
+        *,
+        queue: bool,
+        extra: Mapping[str, Any] | None = None,
     ) -> ObjectId:
         """Start an experiment now, or keep it queued (`queue`), or raise NoCapacity.
 
@@ -68,18 +73,22 @@ class Scheduler:
         """
         experiment_id = ObjectId()
         placement = self._place(project, experiment_id)
-        if placement is None:
+        if isinstance(placement, str):
             if not queue:
                 raise NoCapacity("No machine capacity available")
             return self.store.new_experiment(
-                project["_id"], options, status=Status.QUEUED, experiment_id=experiment_id
+                project["_id"],
+                options,
+                status=Status.QUEUED,
+                experiment_id=experiment_id,
+                extra={**(extra or {}), "_waiting": placement},
             )
         self.store.new_experiment(
             project["_id"],
             options,
             status=Status.DISPATCHED,
             experiment_id=experiment_id,
-            extra=_dispatch_fields(placement),
+            extra={**(extra or {}), **_dispatch_fields(placement)},
         )
         self._send(project, experiment_id, placement)
         return experiment_id
@@ -108,61 +117,67 @@ class Scheduler:
 
     def _dispatch_queued(self, limit: int) -> int:
         projects: dict[ObjectId, dict[str, Any] | None] = {}
-        full: set[ObjectId] = set()  # projects no machine has room for in this pass
+        blocked: dict[ObjectId, str] = {}  # projects no machine has room for, and why
         dispatched = 0
         queued = self.store.experiments.find(
-            {"_status": str(Status.QUEUED)}, {"_project_id": 1}
+            {"_status": str(Status.QUEUED)}, {"_project_id": 1, "_waiting": 1}
         ).sort("_created", 1)
         for doc in queued.limit(limit):
             project_id = doc["_project_id"]
-            if project_id in full:
-                continue
             if project_id not in projects:
                 projects[project_id] = self.store.projects.find_one({"_id": project_id})
             project = projects[project_id]
             if project is None:
                 continue
-            placement = self._place(project, doc["_id"])
-            if placement is None:
-                full.add(project_id)
+            placed = blocked.get(project_id) or self._place(project, doc["_id"])
+            if isinstance(placed, str):
+                blocked[project_id] = placed
+                if doc.get("_waiting") != placed:
+                    self.store.experiments.update_one(
+                        {"_id": doc["_id"], "_status": str(Status.QUEUED)},
+                        {"$set": {"_waiting": placed}},
+                    )
                 continue
-            moved = self.store.move(doc["_id"], Status.QUEUED, _dispatch_fields(placement))
+            moved = self.store.move(doc["_id"], Status.QUEUED, _dispatch_fields(placed))
             if moved is None:  # cancelled or taken meanwhile
-                self._release(placement, doc["_id"])
+                self._release(placed, doc["_id"])
                 continue
-            self._send(project, doc["_id"], placement)
+            self._send(project, doc["_id"], placed)
             dispatched += 1
         return dispatched
 
     # Placement ----------------------------------------------------------------------
 
     def live_machines(self, project_id: ObjectId) -> list[dict[str, Any]]:
-        """Machines that heartbeat, are not drained, and implement the project."""
+        """Machines that heartbeat and implement the project (drained ones included)."""
         since = now() - timedelta(seconds=self.machine_ttl)
         return list(
             self.store.machines.find(
-                {
-                    "_heartbeat": {"$gt": since},
-                    "drained": {"$ne": True},
-                    f"projects.{project_id}": {"$exists": True},
-                }
+                {"_heartbeat": {"$gt": since}, f"projects.{project_id}": {"$exists": True}}
             ).sort("_id", 1)
         )
 
-    def _place(self, project: Mapping[str, Any], experiment_id: ObjectId) -> Placement | None:
+    def _place(self, project: Mapping[str, Any], experiment_id: ObjectId) -> Placement | str:
+        """Reserve room on the least loaded machine that fits, or say why none does."""
         if self.ledger is None or self.send is None:
-            return None
+            return "no scheduler connected to Redis"
         project_id = project["_id"]
-        candidates = self.live_machines(project_id)
+        machines = self.live_machines(project_id)
+        if not machines:
+            return "no live machine implements this project"
+        open_machines = [m for m in machines if not m.get("drained")]
+        if not open_machines:
+            return "every machine that implements this project is drained"
         try:
-            ordered = sorted(candidates, key=lambda m: self._load(m))
+            ordered = sorted(open_machines, key=lambda m: self._load(m))
             for machine in ordered:
                 lease = self._reserve(machine, project_id, experiment_id)
                 if lease is not None:
                     return Placement(machine["_id"], lease)
         except RedisError as e:
             logger.warning("ledger unreachable, experiment %s waits: %s", experiment_id, e)
-        return None
+            return "the capacity ledger (Redis) is unreachable"
+        return _full_reason(open_machines, project_id)
 
     def _load(self, machine: Mapping[str, Any]) -> float:
         assert self.ledger is not None
@@ -183,6 +198,7 @@ class Scheduler:
             float(implementation.get("capacity") or 1.0),
             gpu_share=gpu_share,
             gpu_count=gpu_count,
+            busy_gpus=machine.get("gpu_busy") or (),
         )
 
     def _send(
@@ -257,6 +273,22 @@ class Scheduler:
         return count
 
 
+def _full_reason(machines: list[dict[str, Any]], project_id: ObjectId) -> str:
+    needs_gpu = any(
+        float((m["projects"].get(str(project_id)) or {}).get("gpu_capacity") or 0) for m in machines
+    )
+    if needs_gpu and not any(int(m.get("gpu_count") or 0) for m in machines):
+        return "it needs a GPU and no machine that implements it has one"
+    busy = [m["_id"] for m in machines if m.get("gpu_busy")]
+    if needs_gpu and busy:
+        return (
+            "all capacity in use; GPU memory on "
+            + ", ".join(busy)
+            + " is taken by processes outside the fleet"
+        )
+    return "all capacity in use"
+
+
 def _stub_lease(doc: Mapping[str, Any]) -> Lease:
     return Lease(
         owner=str(doc["_id"]), machine=doc["_machine_id"], token=doc.get("_token") or "", cpu=0.0
@@ -270,6 +302,7 @@ def _dispatch_fields(placement: Placement) -> dict[str, Any]:
         "_token": placement.lease.token,
         "_gpu": placement.lease.gpu,
         "_dispatched": now(),
+        "_waiting": None,
     }
 
 

@@ -176,7 +176,8 @@ local function keep(ttl)
 end
 """
 
-# ARGV: owner, token, cpu (micro), gpu_share (micro), gpu_count, ttl (s).
+# ARGV: owner, token, cpu (micro), gpu_share (micro), gpu_count, ttl (s), busy GPU indices...
+# (busy GPUs are held by processes outside the fleet and count as full).
 # Returns {'ok', stored JSON} or {reason} with reason 'owned', 'cpu' or 'gpu'.
 _RESERVE = (
     _PRELUDE
@@ -198,6 +199,10 @@ end
 
 local cpu_used, gpu_used = 0, {}
 for i = 1, ngpu do gpu_used[i] = 0 end
+for i = 7, #ARGV do
+  local busy = tonumber(ARGV[i])
+  if busy >= 0 and busy < ngpu then gpu_used[busy + 1] = @MICRO@ end
+end
 for _, l in pairs(leases) do
   cpu_used = cpu_used + tonumber(l.lease.cpu)
   local g = l.lease.gpu
@@ -367,8 +372,12 @@ class Ledger:
         gpu_share: float = 0.0,
         gpu_count: int = 0,
         token: str | None = None,
+        busy_gpus: Iterable[int] = (),
     ) -> Lease | None:
         """Take ``cpu`` and, when ``gpu_share`` > 0, a share of one GPU, all or nothing.
+
+        ``busy_gpus`` are indices whose memory processes outside the fleet hold: they
+        count as full, so no share goes there.
 
         Returns the lease, or None when it does not fit (including a GPU share on a
         machine with no GPUs) or ``owner`` already holds a lease here under another
@@ -387,7 +396,10 @@ class Ledger:
                 "no room for %s on %s: gpu share asked, machine has no GPUs", owner, machine
             )
             return None
-        reply = self._reserve(keys=keys, args=[owner, token, cpu_m, share_m, count, repr(self.ttl)])
+        busy = [int(index) for index in busy_gpus]
+        reply = self._reserve(
+            keys=keys, args=[owner, token, cpu_m, share_m, count, repr(self.ttl), *busy]
+        )
         status = _text(reply[0])
         if status != "ok":
             logger.debug("no room for %s on %s: %s", owner, machine, status)

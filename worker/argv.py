@@ -68,7 +68,7 @@ def build_argv(
         if not args:
             raise ValueError(
                 "function style needs args ending with the function name; "
-                "set args in projects.json, e.g. [\"-r\", \"train\"]"
+                'set args in projects.json, e.g. ["-r", "train"]'
             )
         pairs = [
             f"{_matlab_string(_name(name))},{_matlab_value(name, value)}"

@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from config import Settings
 from tasks.ledger import Ledger
 from worker.projects import Implementation, ProjectsFile
-from worker.specs import read_specs
+from worker.specs import gpu_memory_used, read_specs
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Machine:
         """One heartbeat: renew leases, refresh the record, publish projects.json changes."""
         self._renew_leases()
         projects = {pid: impl.summary() for pid, impl in self.projects.current().items()}
-        fields: dict[str, Any] = {"_heartbeat": datetime.now(UTC)}
+        fields: dict[str, Any] = {"_heartbeat": datetime.now(UTC), "gpu_busy": self.busy_gpus()}
         changed = projects != self._published or self.projects.error != self._published_error
         if changed:
             fields["projects"] = projects
@@ -127,6 +127,45 @@ class Machine:
                     "machine %s: projects.json changed, %d project(s)", self.name, len(projects)
                 )
             self.notify("dispatch", {})
+
+    def record_start_failure(self, reason: str) -> bool:
+        """Count a program that could not start; drain the machine after too many.
+
+        One broken box (a missing interpreter, a full disk) must not eat a whole batch:
+        after ``drain_after_failures`` failures within ``drain_window`` seconds the
+        machine marks itself drained, with why, until someone resumes it. Returns True
+        when this failure drained the machine.
+        """
+        moment = datetime.now(UTC)
+        since = moment.timestamp() - self.settings.drain_window
+        doc = self.db["machines"].find_one({"_id": self.name}, {"start_failures": 1}) or {}
+        recent = [t for t in doc.get("start_failures") or [] if t >= since]
+        recent.append(moment.timestamp())
+        fields: dict[str, Any] = {"start_failures": recent[-self.settings.drain_after_failures :]}
+        drained = len(recent) >= self.settings.drain_after_failures
+        if drained:
+            fields["drained"] = True
+            fields["drain_reason"] = (
+                f"{len(recent)} experiments failed to start within "
+                f"{self.settings.drain_window:g}s; last: {reason}"
+            )
+            logger.warning("machine %s drains itself: %s", self.name, fields["drain_reason"])
+        self.db["machines"].update_one({"_id": self.name}, {"$set": fields})
+        return drained
+
+    def busy_gpus(self) -> list[int]:
+        """GPUs whose memory processes outside the fleet hold (NVML), to be left alone."""
+        if self.settings.gpu_count is not None or not self.gpu_count:
+            return []  # simulated GPUs: nothing to measure
+        ours = {r.gpu for r in self.running() if r.gpu is not None}
+        busy = []
+        for index in range(self.gpu_count):
+            if index in ours:
+                continue
+            used = gpu_memory_used(index)
+            if used is not None and used > self.settings.gpu_busy_bytes:
+                busy.append(index)
+        return busy
 
     def _renew_leases(self) -> None:
         running = self.running()

@@ -170,9 +170,7 @@ class ProjectsFile:
                 return
             data[project_id] = dict(TEMPLATE)
             self._write(data)
-            logger.info(
-                "projects.json: added template for project %s at %s", project_id, self.path
-            )
+            logger.info("projects.json: added template for project %s at %s", project_id, self.path)
 
     def _reload(self) -> None:
         try:
@@ -239,9 +237,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ProjectsError(
-                f"projects.json: key {key!r} appears twice in one object; keep one"
-            )
+            raise ProjectsError(f"projects.json: key {key!r} appears twice in one object; keep one")
         result[key] = value
     return result
 
@@ -252,8 +248,7 @@ def _implementation(project_id: str, entry: object, base_dir: Path) -> Implement
         raise ProjectsError("projects.json: a project ID is empty; use the ID FGLab shows")
     if not isinstance(entry, dict):
         raise ProjectsError(
-            f"{where} is a {_json_type(entry)}; use an object with command, capacity, "
-            "results, ..."
+            f"{where} is a {_json_type(entry)}; use an object with command, capacity, results, ..."
         )
     fields = {**DEFAULTS, **entry}
 

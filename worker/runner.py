@@ -14,14 +14,16 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from tasks.contract import RunRequest
 from tasks.states import Status
@@ -33,6 +35,7 @@ from worker.projects import Implementation
 from worker.results import ResultsSync
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Seconds between checks of the program, the kill flag and the results folder.
 TICK = 0.25
@@ -86,12 +89,15 @@ def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
                 Status.FAIL,
                 f"machine {machine.name} does not implement project {request.project_id}",
             )
-            _finish(machine, doc, outcome, Status.CLAIMED)
+            _finish(machine, doc, outcome)
         else:
             outcome = _run(machine, doc, implementation, request)
     finally:
         machine.remove_running(request.experiment_id)
-        machine.ledger.release(machine.name, request.experiment_id, request.token)
+        try:
+            machine.ledger.release(machine.name, request.experiment_id, request.token)
+        except RedisError as e:  # the lease expires by itself
+            logger.warning("experiment %s: lease not released: %s", experiment_id, e)
         machine.notify("finished", {"experiment_id": request.experiment_id})
     return {"experiment": request.experiment_id, "launched": True, "status": str(outcome.status)}
 
@@ -111,6 +117,7 @@ def _run(
         gpu=request.gpu,
     )
     folder = implementation.results / str(experiment_id)
+    project_id = doc["_project_id"]
     sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -120,26 +127,28 @@ def _run(
         reason = f"could not start {argv[0]!r} in {implementation.cwd}: {why}"
         sink.write("meta", reason + "\n")
         outcome = Outcome(Status.FAIL, reason)
-        _finish(
-            machine, doc, outcome, Status.CLAIMED, log=sink.close(machine.db, doc["_project_id"])
-        )
+        log = _persist(machine, "storing the log", lambda: sink.close(machine.db, project_id))
+        _finish(machine, doc, outcome, log=log)
+        _persist(machine, "counting a start failure", lambda: machine.record_start_failure(reason))
         return outcome
 
     assert process.stdout is not None and process.stderr is not None
     sink.pump(process.stdout, "out")  # the sink closes the pipes at EOF
     sink.pump(process.stderr, "err")
-    machine.db["experiments"].update_one(
-        {"_id": experiment_id, "_status": str(Status.CLAIMED)},
-        {
-            "$set": {
-                "_status": str(Status.RUNNING),
-                "_started": _now(),
-                "_pid": process.pid,
-                "_pgid": process.pid,
-                "_argv": argv,
-                "_results_dir": str(folder),
-            }
-        },
+    running = {
+        "_status": str(Status.RUNNING),
+        "_started": _now(),
+        "_pid": process.pid,
+        "_pgid": process.pid,
+        "_argv": argv,
+        "_results_dir": str(folder),
+    }
+    _persist(
+        machine,
+        f"marking {experiment_id} running",
+        lambda: machine.db["experiments"].update_one(
+            {"_id": experiment_id, "_status": str(Status.CLAIMED)}, {"$set": running}
+        ),
     )
     machine.notify("started", {"experiment_id": str(experiment_id)})
     results = ResultsSync(
@@ -162,9 +171,9 @@ def _run(
         tail = sink.tail("err")
         if tail:
             outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
-    log = sink.close(machine.db, doc["_project_id"])
-    landed = _final_upload(results)
-    _finish(machine, doc, outcome, Status.RUNNING, log=log)
+    log = _persist(machine, "storing the log", lambda: sink.close(machine.db, project_id))
+    landed = _final_upload(results, machine.settings.mongo_retry)
+    _finish(machine, doc, outcome, log=log)
     if landed:
         shutil.rmtree(folder, ignore_errors=True)
     else:
@@ -220,25 +229,25 @@ def _exit_outcome(code: int) -> Outcome:
     return Outcome(Status.FAIL, f"exited with code {code}", code)
 
 
-def _final_upload(results: ResultsSync, attempts: int = 8) -> bool:
-    """The last pass after exit, retried with backoff while MongoDB refuses."""
-    delay = 0.5
-    for attempt in range(attempts):
-        report = results.sync(final=True)
-        if report.all_landed:
+def _final_upload(results: ResultsSync, patience: float) -> bool:
+    """The last pass after exit, retried with backoff for `patience` seconds.
+
+    Each pass uploads only what has not landed yet (by name, size and mtime), so the
+    retries are idempotent.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.2
+    while True:
+        if results.sync(final=True).all_landed:
             return True
-        if attempt < attempts - 1:
-            time.sleep(delay)
-            delay = min(delay * 2, 30)
-    return False
+        if time.monotonic() + delay > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)
 
 
 def _finish(
-    machine: Machine,
-    doc: dict[str, Any],
-    outcome: Outcome,
-    expected: Status,
-    log: dict[str, Any] | None = None,
+    machine: Machine, doc: dict[str, Any], outcome: Outcome, log: dict[str, Any] | None = None
 ) -> None:
     fields: dict[str, Any] = {
         "_status": str(outcome.status),
@@ -247,8 +256,13 @@ def _finish(
     }
     if log is not None:
         fields["_log"] = log
-    machine.db["experiments"].update_one(
-        {"_id": doc["_id"], "_status": str(expected)}, {"$set": fields}
+    claimed_or_running = [str(Status.CLAIMED), str(Status.RUNNING)]
+    _persist(
+        machine,
+        f"storing the end of {doc['_id']}",
+        lambda: machine.db["experiments"].update_one(
+            {"_id": doc["_id"], "_status": {"$in": claimed_or_running}}, {"$set": fields}
+        ),
     )
     logger.info(
         "experiment %s: %s (%s)", doc["_id"], outcome.status, outcome.reason.splitlines()[0]
@@ -264,6 +278,26 @@ def _release_if_abandoned(machine: Machine, experiment_id: ObjectId, request: Ru
         or doc.get("_status") not in {str(Status.CLAIMED), str(Status.RUNNING)}
     ):
         machine.ledger.release(machine.name, request.experiment_id, request.token)
+
+
+def _persist(machine: Machine, what: str, write: Callable[[], T]) -> T | None:
+    """Run a MongoDB write, retrying with backoff while MongoDB is unreachable.
+
+    Bounded by the ``mongo_retry`` setting; when it runs out the error is logged and
+    None returned: the results folder stays on disk, so nothing is lost.
+    """
+    deadline = time.monotonic() + machine.settings.mongo_retry
+    delay = 0.2
+    while True:
+        try:
+            return write()
+        except PyMongoError as e:
+            if time.monotonic() + delay > deadline:
+                logger.error("gave up on %s after %.0fs: %s", what, machine.settings.mongo_retry, e)
+                return None
+            logger.warning("%s failed (%s); retrying in %.1fs", what, e, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def _now() -> datetime:

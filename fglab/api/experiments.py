@@ -36,7 +36,12 @@ def list_experiments() -> Any:
 def get_experiment(experiment_id: str) -> Any:
     """Read one experiment (large fields such as long `_charts` included whole)."""
     store = services().store
-    return resolve_large_fields(store.db, store.get_experiment(experiment_id))
+    doc = resolve_large_fields(store.db, store.get_experiment(experiment_id))
+    if doc["_status"] == "queued":
+        doc["_queue_position"] = 1 + store.experiments.count_documents(
+            {"_status": "queued", "_created": {"$lt": doc["_created"]}}
+        )
+    return doc
 
 
 @blp.route("/experiments/<experiment_id>", methods=["PUT"])

@@ -78,8 +78,12 @@ def get_logs(experiment_id: str) -> Any:
     limit = _parse_limit(request.args.get("limit"))
     redis = services().redis
     key = log_key(str(experiment["_id"]))
+    # Once the experiment ended, its kept log is the complete record (a live stream can
+    # be trimmed, or restarted empty by a Redis restart); a reader already paging
+    # through the live stream finishes there.
+    prefer_kept = _kept_id(experiment) and (after is None or after.startswith("k-"))
     try:
-        if redis is not None and redis.exists(key):
+        if not prefer_kept and redis is not None and redis.exists(key):
             return _live_page(redis, key, live_after, limit, after)
     except RedisError as error:
         if not _kept_id(experiment):
@@ -166,7 +170,7 @@ def _events(
 ) -> Iterator[str]:
     """The event stream: replay, then follow until the end mark (or the client leaves)."""
     key = log_key(str(experiment["_id"]))
-    if redis is None:
+    if redis is None or (_kept_id(experiment) and not after.strip("0-")):
         yield from _kept_events(store, experiment, kept_after)
         return
     last = after

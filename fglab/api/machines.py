@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, json_object
@@ -66,7 +67,7 @@ def set_machine_projects(machine_id: str) -> Any:
     body = json_object()
     projects = body.get("projects", body)
     if not isinstance(projects, dict) or any("." in k or k.startswith("$") for k in projects):
-        raise BadRequest("Body must be {\"projects\": {<project_id>: <implementation>}}")
+        raise BadRequest('Body must be {"projects": {<project_id>: <implementation>}}')
     return services().store.set_machine_fields(machine_id, {"projects": projects})
 
 
@@ -87,3 +88,27 @@ def add_project_to_machine(machine_id: str, project_id: str) -> Any:
         raise BadRequest("This FGLab has no broker to reach machines")
     celery.send_task(ADD_PROJECT, args=[str(project["_id"])], queue=machine_queue(machine["_id"]))
     return {"status": "Sent", "machine": machine["_id"], "project": str(project["_id"])}, 202
+
+
+@blp.route("/machines/<machine_id>/drain", methods=["POST"])
+@blp.response(200, description="The machine, drained")
+@blp.alt_response(404, description="No such machine")
+def drain_machine(machine_id: str) -> Any:
+    """Drain a machine: it finishes what runs and takes nothing new."""
+    body = json_object() if request.get_data() else {}
+    reason = body.get("reason") or "drained from the API"
+    return services().store.set_machine_fields(
+        machine_id, {"drained": True, "drain_reason": str(reason)}
+    )
+
+
+@blp.route("/machines/<machine_id>/resume", methods=["POST"])
+@blp.response(200, description="The machine, taking work again")
+@blp.alt_response(404, description="No such machine")
+def resume_machine(machine_id: str) -> Any:
+    """Resume a drained machine; queued work is dispatched to it at once."""
+    doc = services().store.set_machine_fields(
+        machine_id, {"drained": False, "drain_reason": None, "start_failures": []}
+    )
+    services().scheduler.dispatch_queued()
+    return doc

@@ -17,6 +17,12 @@ from fglab.schema import OptionsError, SchemaError, validate_options, validate_s
 blp = Blueprint("projects", __name__, url_prefix="/api/v1", description="Projects and submission")
 
 EXAMPLE_OPTIONS = {"seed": 123, "model": "cnn.v2", "L2": True}
+TIMEOUT_PARAMETER = {
+    "in": "query",
+    "name": "timeout",
+    "schema": {"type": "number"},
+    "description": "Wall-clock limit in seconds; the run ends as `timeout` past it.",
+}
 
 
 def _project(project_id: str, *, missing_is: type = NotFound) -> dict[str, Any]:
@@ -105,7 +111,8 @@ def delete_project_files(project_id: str) -> Any:
             "name": "queue",
             "schema": {"type": "boolean"},
             "description": "Keep the experiment queued when no machine has room (else 501).",
-        }
+        },
+        TIMEOUT_PARAMETER,
     ],
 )
 @blp.response(201, description='{"_id": <experiment ID>}')
@@ -116,7 +123,8 @@ def submit_experiment(project_id: str) -> Any:
     project = _project(project_id, missing_is=BadRequest)
     options = _valid_options(project, json_body())
     queue = request.args.get("queue", "").lower() in {"1", "true", "yes"}
-    experiment_id = services().scheduler.submit(project, options, queue=queue)
+    extra = _timeout_field()
+    experiment_id = services().scheduler.submit(project, options, queue=queue, extra=extra)
     return {"_id": experiment_id}, 201
 
 
@@ -129,7 +137,8 @@ def submit_experiment(project_id: str) -> Any:
             "name": "retry",
             "schema": {"type": "number"},
             "description": "Accepted for compatibility; experiments wait in the queue instead.",
-        }
+        },
+        TIMEOUT_PARAMETER,
     ],
 )
 @blp.response(201, description='{"status": "Started", "_ids": [...]}')
@@ -142,8 +151,23 @@ def submit_batch(project_id: str) -> Any:
         raise BadRequest("Batch body must be a non-empty JSON list of option sets")
     option_sets = [_valid_options(project, options) for options in body]
     scheduler = services().scheduler
-    ids = [scheduler.submit(project, options, queue=True) for options in option_sets]
+    extra = _timeout_field()
+    ids = [scheduler.submit(project, options, queue=True, extra=extra) for options in option_sets]
     return {"status": "Started", "_ids": ids}, 201
+
+
+def _timeout_field() -> dict[str, float]:
+    """``?timeout=<seconds>``: a wall-clock limit for this submission's experiments."""
+    raw = request.args.get("timeout")
+    if raw is None or raw == "":
+        return {}
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise BadRequest(f"timeout={raw!r} is not a number of seconds > 0")
+    return {"_timeout": seconds}
 
 
 def _valid_options(project: dict[str, Any], options: Any) -> dict[str, Any]:

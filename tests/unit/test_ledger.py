@@ -343,3 +343,15 @@ def test_bad_names_and_ttl_raise(redis_client: Redis) -> None:
         ledger.reserve(M, "", 0.5)
     with pytest.raises(ValueError, match=r"token '' must be a non-empty string"):
         ledger.reserve(M, "a", 0.5, token="")
+
+
+def test_busy_gpus_count_as_full(redis_client) -> None:
+    ledger = Ledger(redis_client)
+    first = ledger.reserve("m", "a", 0.1, gpu_share=0.5, gpu_count=2, busy_gpus=[0])
+    second = ledger.reserve("m", "b", 0.1, gpu_share=0.5, gpu_count=2, busy_gpus=[0])
+    third = ledger.reserve("m", "c", 0.1, gpu_share=0.5, gpu_count=2, busy_gpus=[0])
+    assert first is not None and first.gpu == 1
+    assert second is not None and second.gpu == 1
+    assert third is None
+    assert ledger.reserve("m", "d", 0.1, gpu_share=0.5, gpu_count=2, busy_gpus=[0, 1]) is None
+    assert ledger.reserve("m", "e", 0.1, gpu_count=2, busy_gpus=[0, 1]) is not None

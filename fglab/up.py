@@ -1,0 +1,482 @@
+"""`fglab up`: every process of FGLab fleet on this host, as one process tree.
+
+The tree: an embedded MongoDB wire server (without MONGODB_URI), a Redis (without
+REDIS_URL, see :mod:`fglab.embedded.redis`), this host's machine worker, FGLab's jobs
+worker with beat (scheduler, sweep, webhooks), Flower when installed, and the web server
+(``fglab web``). Every child gets the resolved settings as environment variables. One
+SIGINT or SIGTERM stops them all (TERM, then KILL after a grace); a child that dies on its
+own stops them all too, and `run` returns 1.
+
+With the demo on, a first start creates the project "demo", adds its implementation
+(:mod:`fglab.demo.train`) to this machine's projects.json and queues one experiment, so a
+new user sees a finished experiment within a minute.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bson import ObjectId
+from pymongo.errors import PyMongoError
+
+from config import Settings
+from fglab.embedded import mongo as embedded_mongo
+from fglab.embedded import redis as embedded_redis
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a child gets between TERM and KILL.
+GRACE = 10.0
+#: Seconds between two looks at the children.
+POLL = 0.2
+
+DEMO_NAME = "demo"
+DEMO_DIR = Path(__file__).parent / "demo"
+
+#: Settings field -> the variable `config.settings` reads it from.
+ENVIRONMENT: dict[str, str] = {
+    "mongodb_uri": "MONGODB_URI",
+    "mongodb_db": "FGLAB_MONGODB_DB",
+    "redis_url": "REDIS_URL",
+    "fglab_url": "FGLAB_URL",
+    "fglab_host": "FGLAB_HOST",
+    "fglab_port": "FGLAB_PORT",
+    "password": "PASSWORD",
+    "machine_name": "FGLAB_MACHINE",
+    "data_dir": "FGLAB_DATA_DIR",
+    "projects_file": "FGLAB_PROJECTS_FILE",
+    "gpu_count": "FGLAB_GPUS",
+    "lease_ttl": "FGLAB_LEASE_TTL",
+    "heartbeat": "FGLAB_HEARTBEAT",
+    "kill_grace": "FGLAB_KILL_GRACE",
+    "log_max_bytes": "FGLAB_LOG_MAX_BYTES",
+    "max_file_bytes": "FGLAB_MAX_FILE_BYTES",
+    "max_request_bytes": "FGLAB_MAX_REQUEST_BYTES",
+    "worker_concurrency": "FGLAB_WORKER_CONCURRENCY",
+    "visibility_timeout": "FGLAB_VISIBILITY_TIMEOUT",
+}
+
+
+def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """`base` with every setting `fglab up` resolved spelled as its variable.
+
+    Variables of settings not listed in :data:`ENVIRONMENT` pass through from `base`
+    unchanged, so the children read them as this process did.
+    """
+    env = dict(base)
+    for field_name, variable in ENVIRONMENT.items():
+        value = getattr(settings, field_name)
+        if value is None:
+            env.pop(variable, None)
+        else:
+            env[variable] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run(settings: Settings, demo: bool = True, *, flower_port: int = 5555) -> int:
+    """Run FGLab fleet on this host until SIGINT/SIGTERM (returns 0) or a child dies (1)."""
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    problem = _bind_problem(settings.fglab_host, settings.fglab_port)
+    if problem is not None:
+        logger.error(
+            "cannot serve on %s:%d (%s); stop what uses it or set FGLAB_PORT",
+            settings.fglab_host,
+            settings.fglab_port,
+            problem,
+        )
+        return 1
+    signals = _Signals()
+    tree = _Tree(signals)
+    try:
+        with signals:
+            try:
+                return _run(settings, data_dir, demo, flower_port, tree, signals)
+            except (
+                RuntimeError,  # embedded MongoDB or Redis did not start
+                PyMongoError,
+                embedded_redis.RedisStartError,
+                OSError,
+            ) as e:
+                logger.error("fglab up: %s; stopping", e)
+                return 1
+            finally:
+                tree.stop()
+    finally:
+        logger.info("fglab up: stopped")
+
+
+def _run(
+    settings: Settings,
+    data_dir: Path,
+    demo: bool,
+    flower_port: int,
+    tree: _Tree,
+    signals: _Signals,
+) -> int:
+    logger.info("fglab up: data folder %s", data_dir)
+    if not settings.mongodb_uri:
+        path = data_dir / "mongo.sqlite3"
+        logger.warning(
+            "MongoDB: MONGODB_URI is not set, so FGLab starts its embedded MongoDB wire server "
+            "(a Python server over SQLite, at %s). It is for trying FGLab out and small "
+            "single-host use: one process, slower than MongoDB, and replies over 48 MB fail. "
+            "For a fleet, run a real MongoDB and set MONGODB_URI.",
+            path,
+        )
+        server = embedded_mongo.start("sqlite", path)
+        tree.adopt("mongodb", server.process, server.stop)
+        settings = settings.with_changes(mongodb_uri=server.uri)
+    if signals.received:
+        return 0
+    redis_note = settings.redis_url
+    if not settings.redis_url:
+        redis = embedded_redis.start(data_dir)
+        if redis.process is not None:
+            tree.adopt("redis", redis.process, redis.stop)
+        settings = settings.with_changes(redis_url=redis.url)
+        redis_note = f"{redis.url} ({redis.kind})"
+    if signals.received:
+        return 0
+    settings = settings.with_changes(
+        data_dir=data_dir, projects_file=projects_file(settings, data_dir)
+    )
+    if demo:
+        install_demo(settings)
+    env = child_environment(settings, os.environ)
+    machine = settings.machine_name
+    celery = [sys.executable, "-m", "celery"]
+    quiet = ["--without-mingle", "--without-gossip"]
+    tree.spawn(
+        "worker",
+        [*celery, "-A", "worker", "worker", "--loglevel", "INFO", "-n", f"{machine}@%h", *quiet],
+        env,
+    )
+    scheduler = [
+        *celery, "-A", "fglab.jobs", "worker", "-Q", "fglab", "--pool", "threads", "-c", "4",
+        "-B", "-s", str(data_dir / "celerybeat-schedule"), "--loglevel", "INFO",
+        "-n", f"fglab-{machine}@%h", *quiet,
+    ]  # fmt: skip
+    tree.spawn("scheduler", scheduler, env)
+    flower_url = _start_flower(tree, celery, env, flower_port)
+    tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], env)
+
+    ready = False
+    while not signals.received:
+        dead = tree.dead()
+        if dead is not None:
+            if signals.received:  # it got the same Ctrl-C as we did
+                break
+            logger.error(
+                "fglab up: %s exited unexpectedly with code %s; stopping everything",
+                dead.name,
+                dead.process.returncode,
+            )
+            return 1
+        if not ready and _accepts(settings.fglab_host, settings.fglab_port):
+            ready = True
+            url = settings.fglab_url.rstrip("/")
+            logger.info(
+                "FGLab is up on this host:\n"
+                "  web       %s\n"
+                "  API docs  %s/api/docs\n"
+                "  Flower    %s\n"
+                "  data      %s\n"
+                "  MongoDB   %s\n"
+                "  Redis     %s\n"
+                "  machine   %s (projects.json at %s)\n"
+                "Stop everything with Ctrl-C.",
+                url,
+                url,
+                flower_url or "not running",
+                data_dir,
+                "embedded (SQLite)" if tree.has("mongodb") else "from MONGODB_URI",
+                redis_note,
+                machine,
+                settings.projects_file,
+            )
+        time.sleep(POLL)
+    return 0
+
+
+def _start_flower(tree: _Tree, celery: list[str], env: dict[str, str], port: int) -> str | None:
+    if importlib.util.find_spec("flower") is None:
+        logger.info("Flower is not installed (pip install flower); running without it")
+        return None
+    problem = _bind_problem("127.0.0.1", port)
+    if problem is not None:
+        logger.warning(
+            "Flower: port %d is not free (%s); running without Flower (set FGLAB_FLOWER_PORT)",
+            port,
+            problem,
+        )
+        return None
+    tree.spawn(
+        "flower",
+        [*celery, "-A", "worker", "flower", f"--port={port}", "--address=127.0.0.1"],
+        env,
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+# Demo ---------------------------------------------------------------------------------
+
+
+def projects_file(settings: Settings, data_dir: Path) -> Path:
+    """This machine's projects.json: FGLAB_PROJECTS_FILE, ./projects.json, else data_dir's."""
+    path = settings.projects_file.expanduser()
+    if path == Path("projects.json") and not path.exists():
+        return data_dir / "projects.json"
+    return path.resolve()
+
+
+def demo_implementation(data_dir: Path) -> dict[str, Any]:
+    """The projects.json entry that runs the demo program with this Python."""
+    return {
+        "cwd": str(data_dir),
+        "command": sys.executable,
+        "args": [str(DEMO_DIR / "train.py")],
+        "options": "double-dash",
+        "boolean": "mandatory",
+        "capacity": 0.5,
+        "results": str(data_dir / "results"),
+    }
+
+
+def install_demo(settings: Settings) -> ObjectId:
+    """Create the demo project and queue its first experiment unless it exists; make sure
+    this machine's projects.json implements it. Returns the project's ID.
+
+    An existing project (a restart) gets no new experiment. A projects.json that is not a
+    JSON object is left alone, with a warning.
+    """
+    from fglab.errors import Conflict
+    from fglab.mongo import mongo_client
+    from fglab.schema import defaults, validate_schema
+    from fglab.store import Store
+    from tasks.states import Status
+
+    client = mongo_client(settings)
+    try:
+        store = Store(client[settings.mongodb_db])
+        store.ensure_indexes()
+        project = store.projects.find_one({"name": DEMO_NAME})
+        experiment_id: ObjectId | None = None
+        if project is None:
+            schema = validate_schema(json.loads((DEMO_DIR / "schema.json").read_text()))
+            try:
+                project_id = store.create_project(DEMO_NAME, schema)
+            except Conflict:  # another `fglab up` on the same database was quicker
+                project = store.projects.find_one({"name": DEMO_NAME})
+                assert project is not None
+                project_id = project["_id"]
+            else:
+                experiment_id = store.new_experiment(
+                    project_id, defaults(schema), status=Status.QUEUED
+                )
+        else:
+            project_id = project["_id"]
+        _add_implementation(
+            settings.projects_file, str(project_id), demo_implementation(settings.data_dir)
+        )
+        if experiment_id is not None:
+            logger.info(
+                "demo: created project %r (%s) and queued experiment %s",
+                DEMO_NAME,
+                project_id,
+                experiment_id,
+            )
+        return project_id
+    finally:
+        client.close()
+
+
+def _add_implementation(path: Path, project_id: str, entry: Mapping[str, Any]) -> None:
+    """Add `entry` under `project_id` unless present; the file is replaced atomically."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = "{}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        data = e
+    if not isinstance(data, dict):
+        logger.warning(
+            "demo: projects.json at %s is not a JSON object (%s); demo not added, fix the file",
+            path,
+            data,
+        )
+        return
+    if project_id in data:
+        return
+    data[project_id] = dict(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(prefix=".projects.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    logger.info("demo: added project %s to %s", project_id, path)
+
+
+# The process tree ---------------------------------------------------------------------
+
+try:  # looked up here, not in the forked child, where only async-signal-safe work belongs
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGKILL if `fglab up` is killed without stopping it."""
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class _Signals:
+    """SIGINT and SIGTERM set `received` instead of interrupting; restored on exit."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+        if self.received == 1:
+            logger.info("fglab up: %s received, stopping", signal.Signals(signum).name)
+        else:
+            logger.info("fglab up: %s again, killing what is left", signal.Signals(signum).name)
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[Any]
+    #: Stops a service we did not spawn ourselves (embedded MongoDB, Redis).
+    stopper: Callable[[], None] | None = None
+    #: Spawned in its own process group (pgid = pid), so KILL reaches its helpers too.
+    group: bool = False
+
+
+@dataclass
+class _Tree:
+    """The children of `fglab up`, started in order and stopped in reverse."""
+
+    signals: _Signals
+    children: list[_Child] = field(default_factory=list)
+
+    def has(self, name: str) -> bool:
+        return any(child.name == name for child in self.children)
+
+    def adopt(self, name: str, process: subprocess.Popen[Any], stop: Callable[[], None]) -> None:
+        self.children.append(_Child(name, process, stop))
+
+    def spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
+        # Own process group: a terminal's Ctrl-C reaches only us, and we stop the children
+        # in order (the web and workers before the databases they write to).
+        process = subprocess.Popen(
+            command,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_die_with_parent,
+        )
+        self.children.append(_Child(name, process, group=True))
+        logger.info("fglab up: started %s (pid %d)", name, process.pid)
+
+    def dead(self) -> _Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def stop(self) -> None:
+        """TERM our own children together, KILL them after GRACE; then stop the services."""
+        spawned = [c for c in reversed(self.children) if c.stopper is None]
+        for child in spawned:
+            if child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + GRACE
+        while any(c.process.poll() is None for c in spawned):
+            if time.monotonic() > deadline or self.signals.received > 1:
+                break
+            time.sleep(0.05)
+        for child in spawned:
+            if child.process.poll() is None:
+                logger.warning("fglab up: %s did not stop in %.0f s; killing it", child.name, GRACE)
+                _kill(child)
+            child.process.wait()
+        for child in reversed(self.children):
+            if child.stopper is not None:
+                child.stopper()
+        self.children.clear()
+
+
+def _kill(child: _Child) -> None:
+    try:
+        if child.group:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        else:
+            child.process.kill()
+    except ProcessLookupError:
+        pass
+
+
+# Ports ----------------------------------------------------------------------------------
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why (host, port) cannot be served on, or None when it can."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        return f"host {host!r} does not resolve: {e}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does
+        try:
+            s.bind(address)
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
+def _accepts(host: str, port: int) -> bool:
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
