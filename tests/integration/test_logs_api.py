@@ -144,12 +144,14 @@ def test_live_then_kept_log_of_a_program(client, store, redis_client, experiment
     assert summary["cut_bytes"] == 0
     assert redis_client.ttl(log_key(str(experiment_id))) > 0
 
-    live = page_through(client, experiment_id)
-    assert live["ended"] is True
-    assert live["entries"] == running["entries"]
-    # Asking again after the end answers "ended" without entries.
+    # Once ended, the kept log is the complete record: both routes serve it from the start.
+    ended = page_through(client, experiment_id)
+    assert ended["ended"] is True and ended["source"] == "kept"
+    assert text_of(ended["entries"], "out") == EXPECTED_OUT
+    assert text_of(ended["entries"], "err") == EXPECTED_ERR
+    # A reader that was paging through the live stream finishes there, with no repeats.
     again = client.get(
-        f"/api/v1/experiments/{experiment_id}/logs", query_string={"after": live["last"]}
+        f"/api/v1/experiments/{experiment_id}/logs", query_string={"after": running["last"]}
     ).get_json()
     assert again["entries"] == [] and again["ended"] is True
 
@@ -157,7 +159,7 @@ def test_live_then_kept_log_of_a_program(client, store, redis_client, experiment
         client.get(f"/api/v1/experiments/{experiment_id}/logs/stream", buffered=False)
     )
     assert events[-1]["event"] == "end"
-    assert event_entries(events) == live["entries"]
+    assert event_entries(events) == ended["entries"]
 
     # The stream is gone (expired, or Redis emptied): both routes serve the kept log.
     redis_client.delete(log_key(str(experiment_id)))
