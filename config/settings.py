@@ -131,6 +131,21 @@ class Settings:
         """Return a copy with some settings changed (tests and `fglab up`)."""
         return replace(self, **changes)
 
+    def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (e.g. ``os.environ``) with every setting spelled as its variable.
+
+        For starting child processes that must see exactly these settings; a setting
+        that is None removes its variable.
+        """
+        env = dict(base or {})
+        for variable, (field_name, _) in _VARIABLES.items():
+            value = getattr(self, field_name)
+            if value is None:
+                env.pop(variable, None)
+            else:
+                env[variable] = str(value)
+        return env
+
     @property
     def redis(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL

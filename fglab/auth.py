@@ -1,25 +1,213 @@
-"""The original's one password: with PASSWORD set, every request needs HTTP basic auth."""
+"""Who may use FGLab: with PASSWORD set, every page and API route needs it.
+
+People log in at ``/login`` (a session cookie: HttpOnly, SameSite=Lax); scripts send the
+password with HTTP basic auth (any user name) or an API token as ``Authorization: Bearer
+<token>``. Tokens are made by ``POST /api/v1/tokens`` and kept only as SHA-256 hashes in
+the ``tokens`` collection. The session key is derived from the password, so sessions
+survive a restart and end when the password changes.
+
+Without a password everything is open, as in the original FGLab.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from bson import ObjectId
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from pymongo.database import Database
+
+from fglab.errors import NotFound
+from fglab.extensions import services
+from fglab.store import now, object_id
+
+#: Endpoints anyone may reach: the login form itself, and the CSS/JS it needs.
+OPEN_ENDPOINTS = frozenset({"auth.login", "auth.logout", "pages.static"})
+#: The session key's fixed label; changing it logs everybody out.
+SESSION_KEY_LABEL = b"fglab session key v1"
+#: Marks an authenticated session.
+SESSION_FIELD = "fglab_auth"
+TOKEN_PREFIX = "fglab_"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+auth = Blueprint("auth", __name__, template_folder="web/templates")
 
 
 def install_auth(app: Flask, password: str | None) -> None:
+    """Register ``/login`` and ``/logout``; with a password, check every request."""
+    app.extensions["fglab_password"] = password or None
+    app.register_blueprint(auth)
     if not password:
         return
+    app.secret_key = session_key(password)
+    app.config.update(
+        SESSION_COOKIE_NAME="fglab_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    found = app.extensions.get("fglab")
+    if found is not None and found.settings.fglab_url.startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
 
     @app.before_request
     def _require_password() -> Any:
-        auth = request.authorization
-        given = auth.password if auth is not None and auth.password is not None else ""
-        if hmac.compare_digest(given.encode(), password.encode()):
+        if request.endpoint in OPEN_ENDPOINTS:
             return None
-        return Response(
-            '{"error": "Authentication required"}',
-            401,
-            {"WWW-Authenticate": 'Basic realm="FGLab"', "Content-Type": "application/json"},
-        )
+        if session.get(SESSION_FIELD) is True:
+            return _same_origin_or_refuse()
+        if _credentials_valid(password):
+            return None
+        if _is_api(request.path):
+            return _unauthorized()
+        return redirect(url_for("auth.login", next=_here()))
+
+
+def session_key(password: str) -> bytes:
+    """The app's secret key: an HMAC of the password, so it is stable across restarts."""
+    return hmac.new(password.encode(), SESSION_KEY_LABEL, hashlib.sha256).digest()
+
+
+# Tokens -----------------------------------------------------------------------------
+
+
+def create_token(db: Database, name: str) -> dict[str, Any]:
+    """Make an API token; the answer's ``token`` is the only copy of the secret."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    tokens = db["tokens"]
+    tokens.create_index("hash", unique=True)
+    doc = {"name": name, "hash": _hash(secret), "_created": now()}
+    token_id = tokens.insert_one(doc).inserted_id
+    return {"_id": token_id, "name": name, "_created": doc["_created"], "token": secret}
+
+
+def list_tokens(db: Database) -> list[dict[str, Any]]:
+    """Every token's ID, name and creation time (never the secret or its hash)."""
+    return list(db["tokens"].find({}, {"hash": 0}).sort("_created", 1))
+
+
+def revoke_token(db: Database, token_id: object) -> ObjectId:
+    """Delete a token; raises NotFound when there is none with that ID."""
+    oid = object_id(token_id, "Token ID")
+    if db["tokens"].delete_one({"_id": oid}).deleted_count == 0:
+        raise NotFound(f"Token ID {token_id} does not exist")
+    return oid
+
+
+def token_valid(db: Database, secret: str) -> bool:
+    if not secret.startswith(TOKEN_PREFIX):
+        return False
+    wanted = _hash(secret)
+    doc = db["tokens"].find_one({"hash": wanted}, {"hash": 1})
+    return doc is not None and hmac.compare_digest(str(doc.get("hash", "")), wanted)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# Login ------------------------------------------------------------------------------
+
+
+@auth.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    password = _password()
+    target = safe_next(request.values.get("next"))
+    if not password:
+        return redirect(target)
+    if request.method == "GET":
+        if session.get(SESSION_FIELD) is True:
+            return redirect(target)
+        return render_template("login.html", next=target, error=None)
+    given = request.form.get("password", "")
+    if not hmac.compare_digest(given.encode(), password.encode()):
+        return render_template("login.html", next=target, error="Wrong password"), 401
+    session.clear()
+    session.permanent = True
+    session[SESSION_FIELD] = True
+    return redirect(target)
+
+
+@auth.route("/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    if _password():
+        session.clear()
+    return redirect(url_for("auth.login") if _password() else url_for("pages.home"))
+
+
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path on this site, else the home page (no open redirects)."""
+    home = url_for("pages.home")
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return home
+    # Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.org" leaves the site.
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return home
+    return target
+
+
+# Helpers ----------------------------------------------------------------------------
+
+
+def _password() -> str | None:
+    return current_app.extensions.get("fglab_password")
+
+
+def _credentials_valid(password: str) -> bool:
+    given = request.authorization
+    if given is None:
+        return False
+    if given.type == "basic":
+        sent = given.password or ""
+        return hmac.compare_digest(sent.encode(), password.encode())
+    if given.type == "bearer" and given.token:
+        return token_valid(services().store.db, given.token)
+    return False
+
+
+def _same_origin_or_refuse() -> Response | None:
+    """A logged-in browser's writes must come from FGLab's own pages (CSRF)."""
+    origin = request.headers.get("Origin")
+    if request.method in SAFE_METHODS or not origin:
+        return None
+    allowed = {request.host, urlsplit(services().settings.fglab_url).netloc}
+    if urlsplit(origin).netloc in allowed:
+        return None
+    return Response(
+        '{"error": "Cross-origin request refused; use FGLab\'s own pages or an API token"}',
+        403,
+        {"Content-Type": "application/json"},
+    )
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def _here() -> str:
+    query = request.query_string.decode("utf-8", errors="replace")
+    return request.path + ("?" + query if query else "")
+
+
+def _unauthorized() -> Response:
+    return Response(
+        '{"error": "Authentication required"}',
+        401,
+        {"WWW-Authenticate": 'Basic realm="FGLab"', "Content-Type": "application/json"},
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -42,11 +43,24 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _warn_if_open(host: str, password: str | None) -> None:
-    if not password and host not in {"127.0.0.1", "localhost", "::1"}:
-        logger.warning(
-            "FGLab listens on %s without a PASSWORD: anyone who reaches it can run experiments",
-            host,
-        )
+    """Log one warning when FGLab listens beyond loopback without a PASSWORD."""
+    if password or _is_loopback(host):
+        return
+    logger.warning(
+        "FGLab listens on %s without a PASSWORD: anyone who can reach it can read and run "
+        "experiments; set PASSWORD, or FGLAB_HOST=127.0.0.1 to listen on this host only",
+        host,
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,19 @@ import logging
 from typing import Any
 
 from bson import ObjectId
-from celery import Celery
+from celery import Celery, Task
 
 from config import Settings, load_settings
 from fglab.maintenance import sweep
 from fglab.scheduler import Scheduler, connect_scheduler
-from fglab.webhooks import DeliveryFailed, deliver, hooks_for
+from fglab.webhooks import (
+    MAX_RETRIES,
+    DeliveryFailed,
+    deliver,
+    give_up,
+    hooks_for,
+    retry_delay,
+)
 from tasks.app import create_celery
 from tasks.contract import DELIVER_WEBHOOK, DISPATCH, EXPERIMENT_EVENT, SWEEP
 
@@ -48,17 +55,30 @@ def create_jobs_app(settings: Settings) -> Celery:
             return scheduler().dispatch_queued()
         return 0
 
+    # Retries are declared here, not with Celery's retry_backoff: that one counts in
+    # whole seconds and FGLAB_WEBHOOK_BACKOFF may be a fraction of one. Acks are late
+    # (unlike the machines' tasks): a delivery cut short by a crash is made again, so a
+    # hook is delivered at least once.
     @app.task(
         name=DELIVER_WEBHOOK,
-        autoretry_for=(DeliveryFailed,),
-        retry_backoff=2,
-        retry_backoff_max=600,
-        retry_jitter=True,
-        max_retries=10,
+        bind=True,
+        max_retries=MAX_RETRIES,
+        acks_late=True,
     )
-    def deliver_webhook(hook_id: str) -> int:
-        """POST one webhook; retried with backoff, at least once delivered."""
-        return deliver(scheduler().store, ObjectId(hook_id))
+    def deliver_webhook(self: Task, hook_id: str) -> int:
+        """POST one webhook; retried with doubling delays (first FGLAB_WEBHOOK_BACKOFF s).
+
+        After `MAX_RETRIES` retries the hook is marked ``gave_up``; nothing is deleted.
+        """
+        retries = self.request.retries
+        try:
+            return deliver(scheduler().store, ObjectId(hook_id), attempt=retries + 1)
+        except DeliveryFailed as e:
+            if retries >= self.max_retries:
+                give_up(scheduler().store, ObjectId(hook_id), attempts=retries + 1)
+                raise
+            countdown = retry_delay(settings.webhook_backoff, retries)
+            raise self.retry(exc=e, countdown=countdown) from e
 
     @app.task(name=SWEEP)
     def periodic_sweep() -> dict[str, Any]:

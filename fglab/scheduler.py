@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 #: Sends one run request to its machine's queue (a Celery ``send_task`` in production).
 Sender = Callable[[RunRequest], None]
 
+#: Queued experiments one query of a dispatch pass reads.
+DISPATCH_PAGE = 20
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -116,34 +119,57 @@ class Scheduler:
                     logger.warning("dispatch lock expired before release")
 
     def _dispatch_queued(self, limit: int) -> int:
+        # Read the queue a page at a time, leaving out projects already found blocked:
+        # a pass after one experiment ended mostly places one, and reading the whole
+        # queue on every event made each pass cost as much as the queue is long.
         projects: dict[ObjectId, dict[str, Any] | None] = {}
         blocked: dict[ObjectId, str] = {}  # projects no machine has room for, and why
-        dispatched = 0
-        queued = self.store.experiments.find(
-            {"_status": str(Status.QUEUED)}, {"_project_id": 1, "_waiting": 1}
-        ).sort("_created", 1)
-        for doc in queued.limit(limit):
-            project_id = doc["_project_id"]
-            if project_id not in projects:
-                projects[project_id] = self.store.projects.find_one({"_id": project_id})
-            project = projects[project_id]
-            if project is None:
-                continue
-            placed = blocked.get(project_id) or self._place(project, doc["_id"])
-            if isinstance(placed, str):
-                blocked[project_id] = placed
-                if doc.get("_waiting") != placed:
-                    self.store.experiments.update_one(
-                        {"_id": doc["_id"], "_status": str(Status.QUEUED)},
-                        {"$set": {"_waiting": placed}},
-                    )
-                continue
-            moved = self.store.move(doc["_id"], Status.QUEUED, _dispatch_fields(placed))
-            if moved is None:  # cancelled or taken meanwhile
-                self._release(placed, doc["_id"])
-                continue
-            self._send(project, doc["_id"], placed)
-            dispatched += 1
+        passed: set[ObjectId] = set()  # blocked or deleted projects: not read again
+        dispatched = seen = 0
+        while seen < limit:
+            query: dict[str, Any] = {"_status": str(Status.QUEUED)}
+            if passed:
+                query["_project_id"] = {"$nin": list(passed)}
+            size = min(DISPATCH_PAGE, limit - seen)
+            page = list(
+                self.store.experiments.find(query, {"_project_id": 1, "_waiting": 1})
+                .sort("_created", 1)
+                .limit(size)
+            )
+            stale: dict[ObjectId, str] = {}  # blocked projects whose waiting reason changed
+            for doc in page:
+                seen += 1
+                project_id = doc["_project_id"]
+                if project_id not in projects:
+                    projects[project_id] = self.store.projects.find_one({"_id": project_id})
+                project = projects[project_id]
+                if project is None:
+                    passed.add(project_id)
+                    continue
+                placed = blocked.get(project_id) or self._place(project, doc["_id"])
+                if isinstance(placed, str):
+                    blocked[project_id] = placed
+                    passed.add(project_id)
+                    if doc.get("_waiting") != placed:
+                        stale[project_id] = placed
+                    continue
+                moved = self.store.move(doc["_id"], Status.QUEUED, _dispatch_fields(placed))
+                if moved is None:  # cancelled or taken meanwhile
+                    self._release(placed, doc["_id"])
+                    continue
+                self._send(project, doc["_id"], placed)
+                dispatched += 1
+            for project_id, reason in stale.items():
+                self.store.experiments.update_many(
+                    {
+                        "_status": str(Status.QUEUED),
+                        "_project_id": project_id,
+                        "_waiting": {"$ne": reason},
+                    },
+                    {"$set": {"_waiting": reason}},
+                )
+            if len(page) < size:
+                break
         return dispatched
 
     # Placement ----------------------------------------------------------------------

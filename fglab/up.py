@@ -49,42 +49,9 @@ DEMO_NAME = "demo"
 DEMO_DIR = Path(__file__).parent / "demo"
 
 #: Settings field -> the variable `config.settings` reads it from.
-ENVIRONMENT: dict[str, str] = {
-    "mongodb_uri": "MONGODB_URI",
-    "mongodb_db": "FGLAB_MONGODB_DB",
-    "redis_url": "REDIS_URL",
-    "fglab_url": "FGLAB_URL",
-    "fglab_host": "FGLAB_HOST",
-    "fglab_port": "FGLAB_PORT",
-    "password": "PASSWORD",
-    "machine_name": "FGLAB_MACHINE",
-    "data_dir": "FGLAB_DATA_DIR",
-    "projects_file": "FGLAB_PROJECTS_FILE",
-    "gpu_count": "FGLAB_GPUS",
-    "lease_ttl": "FGLAB_LEASE_TTL",
-    "heartbeat": "FGLAB_HEARTBEAT",
-    "kill_grace": "FGLAB_KILL_GRACE",
-    "log_max_bytes": "FGLAB_LOG_MAX_BYTES",
-    "max_file_bytes": "FGLAB_MAX_FILE_BYTES",
-    "max_request_bytes": "FGLAB_MAX_REQUEST_BYTES",
-    "worker_concurrency": "FGLAB_WORKER_CONCURRENCY",
-    "visibility_timeout": "FGLAB_VISIBILITY_TIMEOUT",
-}
-
-
 def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
-    """`base` with every setting `fglab up` resolved spelled as its variable.
-
-    Variables of settings not listed in :data:`ENVIRONMENT` pass through from `base`
-    unchanged, so the children read them as this process did.
-    """
-    env = dict(base)
-    for field_name, variable in ENVIRONMENT.items():
-        value = getattr(settings, field_name)
-        if value is None:
-            env.pop(variable, None)
-        else:
-            env[variable] = str(value)
+    """`base` with every setting `fglab up` resolved spelled as its variable."""
+    env = settings.to_env(base)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -145,7 +112,7 @@ def _run(
         settings = settings.with_changes(mongodb_uri=server.uri)
     if signals.received:
         return 0
-    redis_note = settings.redis_url
+    redis_note = "from REDIS_URL"  # never the URL itself: it may hold a password
     if not settings.redis_url:
         redis = embedded_redis.start(data_dir)
         if redis.process is not None:

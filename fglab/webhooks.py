@@ -1,4 +1,9 @@
-"""Delivering webhooks: the registered body POSTed to its URL, with a delivery history."""
+"""Delivering webhooks: the registered body POSTed to its URL, with a delivery history.
+
+A hook document keeps every attempt in ``deliveries`` (``attempt``, ``at``, and ``status``
+and/or ``error``), ``delivered`` once an attempt got a 2xx, and ``gave_up`` once the
+retries ran out; nothing is ever deleted.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +19,73 @@ from fglab.store import Store, now
 
 logger = logging.getLogger(__name__)
 
+#: The registration fields POSTed as the body, as the original does.
+BODY_FIELDS = ("url", "objects", "object_id", "event")
+#: Longest wait between two attempts, in seconds.
+MAX_DELAY = 600.0
+#: Retries after the first attempt before a hook is given up.
+MAX_RETRIES = 10
+
 
 class DeliveryFailed(Exception):
     """The endpoint did not answer 2xx; Celery retries the delivery with backoff."""
 
 
+def retry_delay(first: float, retries: int, cap: float = MAX_DELAY) -> float:
+    """Seconds to wait before retry number `retries` + 1: `first`, doubling, at most `cap`."""
+    return min(cap, first * 2.0 ** min(retries, 32))
+
+
 def hooks_for(store: Store, experiment_id: str, event: str) -> list[ObjectId]:
+    """IDs of the hooks registered for this experiment and this event, and no other."""
     return [hook["_id"] for hook in store.webhooks_for(experiment_id, event)]
 
 
-def deliver(store: Store, hook_id: ObjectId, timeout: float = 10.0) -> int:
-    """POST one webhook's body to its URL; record the attempt; raise DeliveryFailed on error."""
+def list_webhooks(store: Store, object_id: str | None = None) -> list[dict[str, Any]]:
+    """Hooks (of one object when `object_id` is given), oldest first, with their history."""
+    query = {} if object_id is None else {"object_id": object_id}
+    return list(store.webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
+
+
+def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 10.0) -> int:
+    """POST one webhook's body to its URL; record the attempt; raise DeliveryFailed on error.
+
+    `attempt` counts from 1 and is stored with the attempt. Returns the HTTP status, or 0
+    when the hook no longer exists.
+    """
     hook = store.webhooks.find_one({"_id": hook_id})
     if hook is None:
         return 0
-    body = {k: hook[k] for k in ("url", "objects", "object_id", "event")}
+    body = {k: hook[k] for k in BODY_FIELDS}
     request = urllib.request.Request(
         hook["url"],
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "User-Agent": "FGLab-webhook"},
         method="POST",
     )
-    attempt: dict[str, Any] = {"at": now()}
+    record: dict[str, Any] = {"attempt": attempt, "at": now()}
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            attempt["status"] = response.status
+            record["status"] = response.status
     except urllib.error.HTTPError as e:
-        attempt["status"], attempt["error"] = e.code, str(e)
+        record["status"], record["error"] = e.code, str(e)
+        e.close()
     except (urllib.error.URLError, OSError) as e:
-        attempt["error"] = str(getattr(e, "reason", e))
-    store.webhooks.update_one({"_id": hook_id}, {"$push": {"deliveries": attempt}})
-    if "error" in attempt:
-        raise DeliveryFailed(f"webhook {hook_id} to {hook['url']}: {attempt['error']}")
-    store.webhooks.update_one({"_id": hook_id}, {"$set": {"delivered": attempt["at"]}})
-    return int(attempt["status"])
+        record["error"] = str(getattr(e, "reason", e))
+    store.webhooks.update_one({"_id": hook_id}, {"$push": {"deliveries": record}})
+    if "error" in record:
+        raise DeliveryFailed(
+            f"webhook {hook_id} to {hook['url']}, attempt {attempt}: {record['error']}"
+        )
+    store.webhooks.update_one({"_id": hook_id}, {"$set": {"delivered": record["at"]}})
+    return int(record["status"])
+
+
+def give_up(store: Store, hook_id: ObjectId, attempts: int) -> None:
+    """Mark a hook given up after `attempts` failed attempts; its history stays.
+
+    The caller re-raises the last failure, so Celery logs it once.
+    """
+    store.webhooks.update_one(
+        {"_id": hook_id}, {"$set": {"gave_up": now(), "gave_up_after": attempts}}
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pymongo
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -51,8 +52,11 @@ class Machine:
         db: Database | None = None,
         redis: Redis | None = None,
         notify: Callable[[str, dict[str, Any]], None] | None = None,
+        nvml: Any = None,
     ) -> None:
+        """``nvml`` stands in for the pynvml module (tests); None asks the real NVML."""
         self.settings = settings
+        self.nvml = nvml
         self.name = settings.machine_name
         if db is None:
             if not settings.mongodb_uri:
@@ -95,7 +99,7 @@ class Machine:
 
     def register(self) -> None:
         """Write this machine's specs and projects to MongoDB and mark it alive."""
-        specs = read_specs(self.name, self.settings.gpu_count)
+        specs = read_specs(self.name, self.settings.gpu_count, self.nvml)
         self.gpu_count = len(specs.gpus)
         self.db["machines"].update_one(
             {"_id": self.name},
@@ -115,7 +119,10 @@ class Machine:
             fields["projects"] = projects
             fields["projects_error"] = self.projects.error
         try:
-            self.db["machines"].update_one({"_id": self.name}, {"$set": fields}, upsert=True)
+            # Bounded: an unreachable MongoDB (5 s server selection) must not delay the
+            # next lease renewal past the lease's life, or the sweep marks work lost.
+            with pymongo.timeout(self.settings.lease_ttl / 4):
+                self.db["machines"].update_one({"_id": self.name}, {"$set": fields}, upsert=True)
         except PyMongoError as e:
             logger.warning("machine %s: heartbeat not stored: %s", self.name, e)
             return
@@ -162,7 +169,7 @@ class Machine:
         for index in range(self.gpu_count):
             if index in ours:
                 continue
-            used = gpu_memory_used(index)
+            used = gpu_memory_used(index, self.nvml)
             if used is not None and used > self.settings.gpu_busy_bytes:
                 busy.append(index)
         return busy
@@ -190,17 +197,29 @@ class Machine:
         """After a restart: end what a previous worker of this machine left running.
 
         Its programs were started in process groups recorded on the experiments; any
-        group still alive is stopped, and the experiment is marked ``lost`` with why.
-        Returns how many experiments were recovered.
+        group still alive is stopped, and the experiment is marked ``lost`` with why (one
+        the sweep already marked lost keeps its status; the reason gains the stop).
+        Returns how many experiments were recovered (newly marked lost).
         """
         from tasks.states import Status
         from worker.launcher import group_alive, stop_group
 
         count = 0
+        # Lost ones too: the sweep marks them lost once this machine falls silent, mostly
+        # before the worker is back, and only the direct child had PDEATHSIG, so the rest
+        # of the group may still run. `_reaped` says a group was dealt with, so a later
+        # restart never signals a group ID that the system has since handed out again.
         orphans = self.db["experiments"].find(
             {
                 "_machine_id": self.name,
-                "_status": {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]},
+                "$or": [
+                    {"_status": {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]}},
+                    {
+                        "_status": str(Status.LOST),
+                        "_pgid": {"$ne": None},
+                        "_reaped": {"$exists": False},
+                    },
+                ],
             }
         )
         for doc in orphans:
@@ -208,9 +227,18 @@ class Machine:
             reaped = bool(pgid) and group_alive(int(pgid))
             if reaped:
                 stop_group(int(pgid), self.settings.kill_grace)
-            reason = "its worker stopped while it ran" + (
-                f"; process group {pgid} was still running and has been stopped" if reaped else ""
-            )
+            stopped = f"process group {pgid} was still running and has been stopped"
+            if doc["_status"] == str(Status.LOST):
+                fields: dict[str, Any] = {"_reaped": datetime.now(UTC)}
+                if reaped:
+                    before = (doc.get("_exit") or {}).get("reason") or "lost"
+                    fields["_exit.reason"] = f"{before}; {stopped} by the restarted worker"
+                    logger.warning("experiment %s: %s", doc["_id"], stopped)
+                self.db["experiments"].update_one(
+                    {"_id": doc["_id"], "_status": str(Status.LOST)}, {"$set": fields}
+                )
+                continue
+            reason = "its worker stopped while it ran" + (f"; {stopped}" if reaped else "")
             moved = self.db["experiments"].update_one(
                 {"_id": doc["_id"], "_status": doc["_status"]},
                 {
@@ -218,6 +246,7 @@ class Machine:
                         "_status": str(Status.LOST),
                         "_finished": datetime.now(UTC),
                         "_exit": {"code": None, "signal": None, "reason": reason},
+                        "_reaped": datetime.now(UTC),
                     }
                 },
             )

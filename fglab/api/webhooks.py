@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
+from fglab.webhooks import list_webhooks
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1", description="Webhooks")
 
@@ -47,3 +49,26 @@ def register_webhook() -> Any:
     hook = {k: body[k] for k in ("url", "objects", "object_id", "event")}
     services().store.add_webhook(hook)
     return {"status": "Registered", "options": body}, 201
+
+
+@blp.route("/webhooks", methods=["GET"])
+@blp.doc(
+    parameters=[
+        {
+            "in": "query",
+            "name": "object_id",
+            "schema": {"type": "string"},
+            "description": "Only the hooks of this experiment (else every hook).",
+        }
+    ]
+)
+@blp.response(
+    200,
+    description="Hooks, oldest first, each with `deliveries` (one entry per attempt: "
+    "`attempt`, `at`, `status` and/or `error`), `delivered` once an attempt got a 2xx, "
+    "and `gave_up` once the retries ran out",
+)
+def list_hooks() -> Any:
+    """List webhooks with their delivery history."""
+    object_id = request.args.get("object_id") or None
+    return list_webhooks(services().store, object_id)

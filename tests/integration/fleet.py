@@ -43,6 +43,11 @@ def settings_env(settings: Settings, **extra: Any) -> dict[str, str]:
             "FGLAB_HEARTBEAT": str(settings.heartbeat),
             "FGLAB_KILL_GRACE": str(settings.kill_grace),
             "FGLAB_LOG_MAX_BYTES": str(settings.log_max_bytes),
+            "FGLAB_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),
+            "FGLAB_WEBHOOK_BACKOFF": str(settings.webhook_backoff),
+            "FGLAB_DRAIN_AFTER_FAILURES": str(settings.drain_after_failures),
+            "FGLAB_DRAIN_WINDOW": str(settings.drain_window),
+            "FGLAB_MONGO_RETRY": str(settings.mongo_retry),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -6,6 +6,7 @@ into ``<results>/<_id>/``.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,10 +37,21 @@ def wait_for_file(path: Path, limit: float) -> None:
         time.sleep(0.05)
 
 
+def write_pids(path: Path, pids: list) -> None:
+    """Write the pids whole (a reader never sees half a file): the program is ready."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(pids))
+    tmp.replace(path)
+
+
 def main() -> int:
     opts = options()
     folder = Path(opts["results"]) / opts["_id"]
     folder.mkdir(parents=True, exist_ok=True)
+    launches = opts.get("launches", "none")
+    if launches != "none":  # one line per start, so a test can count launches
+        with open(launches, "a") as out:
+            out.write(f"{os.getpid()}\n")
     mode = opts.get("mode", "write")
     if mode == "write":
         (folder / "scores.json").write_text(
@@ -86,6 +98,24 @@ def main() -> int:
         Path(opts["pids"]).write_text(json.dumps([os.getpid(), *[c.pid for c in children]]))
         time.sleep(600)
         return 0
+    if mode == "trap":  # saves a checkpoint on TERM and exits; its child dies of TERM
+        checkpoint = Path(opts["checkpoint"])
+
+        def save(signum, frame):
+            checkpoint.write_text("saved")
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, save)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        write_pids(Path(opts["pids"]), [os.getpid(), child.pid])
+        time.sleep(600)
+        return 0
+    if mode == "stubborn":  # ignores TERM, and so does its child (SIG_IGN is inherited)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        write_pids(Path(opts["pids"]), [os.getpid(), child.pid])
+        time.sleep(600)
+        return 0
     if mode == "bigchart":
         n = int(opts.get("points", "500000"))
         train = [1.0 / (1 + i) for i in range(n)]
@@ -101,6 +131,26 @@ def main() -> int:
         for i in range(int(opts.get("lines", "1000"))):
             stream = sys.stdout if i % 2 == 0 else sys.stderr
             print(f"line {i}", file=stream, flush=True)
+        return 0
+    if mode == "ticks":
+        # Numbered lines at a steady pace; the second half waits for the file `until`.
+        lines, every = int(opts.get("lines", "40")), float(opts.get("every", "0.02"))
+        for i in range(lines):
+            if i == lines // 2:
+                wait_for_file(Path(opts["until"]), float(opts.get("limit", "60")))
+            print(f"line {i}", flush=True)
+            time.sleep(every)
+        return 0
+    if mode == "outage":
+        # Results before and after the file `until` appears (the test cuts MongoDB then).
+        (folder / "early.json").write_text(json.dumps({"Phase": "early"}))
+        (folder / "early.txt").write_text("early 1\n")
+        wait_for_file(Path(opts["until"]), float(opts.get("limit", "60")))
+        (folder / "scores.json").write_text(json.dumps({"_scores": {"accuracy": 0.5}}))
+        (folder / "late.bin").write_bytes(bytes(range(256)) * 64)
+        (folder / "early.txt").write_text("early 1\nearly 2\n")
+        time.sleep(float(opts.get("pause", "1.0")))
+        (folder / "late.json").write_text(json.dumps({"Phase": "late", "Epochs": 3}))
         return 0
     print(f"unknown mode {mode}", file=sys.stderr)
     return 2

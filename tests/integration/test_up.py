@@ -1,0 +1,249 @@
+"""`fglab up` as a new user runs it: one command, the demo experiment done within a minute.
+
+Each test starts ``python -m fglab.cli up`` with no MONGODB_URI (so the embedded SQLite
+wire server runs) on the suite's Redis, then talks to it over HTTP only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from config import Settings
+from fglab.up import child_environment
+from tests.integration.fleet import wait_for
+
+DEADLINE = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Up:
+    """One running `fglab up` and what a test needs to talk to it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def get(self, path: str) -> tuple[int, bytes] | None:
+        """(status, body) of GET `path`, or None while nothing answers."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, e.read()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def json(self, path: str) -> Any:
+        answer = self.get(path)
+        return json.loads(answer[1]) if answer and answer[0] == 200 else None
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+@pytest.fixture
+def start_up(redis_url: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[Up] = []
+
+    def start(data_dir: Path, machine: str, *args: str) -> Up:
+        port = free_port()
+        env = {
+            **os.environ,  # the autouse fixture has removed the developer's FGLab settings
+            "FGLAB_PORT": str(port),
+            "FGLAB_DATA_DIR": str(data_dir),
+            "FGLAB_MACHINE": machine,
+            "FGLAB_FLOWER_PORT": str(free_port()),
+            "REDIS_URL": redis_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        log = tmp_path / f"up-{len(started)}.log"
+        with log.open("wb") as out:
+            # cwd is tmp_path: no developer's .env or ./projects.json is picked up.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fglab.cli", "up", *args],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        up = Up(process, f"http://127.0.0.1:{port}", log)
+        started.append(up)
+        return up
+
+    yield start
+    for up in started:
+        if up.process.poll() is None:
+            descendants = up.descendants()
+            up.process.kill()
+            up.process.wait()
+            for child in descendants:
+                child.kill()
+        print(f"===== {up.log.name} =====\n{up.log.read_text(errors='replace')[-8000:]}")
+
+
+def demo_project(up: Up) -> dict[str, Any] | None:
+    projects = up.json("/api/v1/projects") or []
+    return next((p for p in projects if p["name"] == "demo"), None)
+
+
+def finished_demo(up: Up, project_id: str) -> dict[str, Any] | None:
+    experiments = up.json(f"/api/v1/projects/{project_id}/experiments") or []
+    done = [e for e in experiments if e["_status"] == "success"]
+    if not done:
+        return None
+    # The results folder is uploaded before the status changes; read the whole document.
+    return up.json(f"/api/v1/experiments/{done[0]['_id']}")
+
+
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_child_environment_carries_every_resolved_setting():
+    settings = Settings(
+        mongodb_uri="mongodb://127.0.0.1:27018/",
+        mongodb_db="lab",
+        redis_url="redis://127.0.0.1:6380/3",
+        fglab_url="http://lab.example:8080",
+        fglab_host="0.0.0.0",
+        fglab_port=8080,
+        password="secret",
+        machine_name="box-1",
+        data_dir=Path("/srv/fglab"),
+        projects_file=Path("/srv/fglab/projects.json"),
+        gpu_count=2,
+        lease_ttl=12.5,
+        heartbeat=2.0,
+        kill_grace=3.0,
+        log_max_bytes=4096,
+        max_file_bytes=1000,
+        max_request_bytes=2048,
+        worker_concurrency=4,
+        visibility_timeout=99.0,
+    )
+    env = child_environment(settings, {"FGLAB_OTHER": "kept", "GPU": "x", "FGLAB_GPUS": "7"})
+    assert Settings.from_env(env) == settings
+    assert env["FGLAB_OTHER"] == "kept"
+    assert "PASSWORD" not in child_environment(Settings(), {"PASSWORD": "old"})
+
+
+def test_up_runs_the_demo_and_stops_the_whole_tree(start_up, tmp_path):
+    data_dir = tmp_path / "data"
+    up = start_up(data_dir, f"up{uuid.uuid4().hex[:8]}")
+
+    project = wait_for(lambda: demo_project(up), timeout=DEADLINE, what="demo project")
+    assert set(project["schema"]) == {"learningRate", "epochs", "optimiser", "seed"}
+    doc = wait_for(
+        lambda: finished_demo(up, project["_id"]), timeout=DEADLINE, what="demo experiment success"
+    )
+    assert set(doc["_scores"]) == {"trainLoss", "validationLoss"}
+    assert doc["_scores"]["validationLoss"] < 0.5
+    chart = doc["_charts"]
+    assert chart["columnNames"] == ["train", "validation", "epoch"]
+    assert [len(column) for column in chart["data"]["columns"]] == [20, 20, 20]
+    assert doc["_notes"].startswith("Demo run")
+    assert doc["model"]["target"] == "3x - 1"
+    png = next(f for f in doc["_files"] if f["filename"] == "loss.png")
+    status, image = up.get(f"/api/v1/files/{png['_id']}")
+    assert status == 200
+    assert image.startswith(b"\x89PNG\r\n\x1a\n")
+    assert up.get("/api/docs")[0] == 200
+    projects = json.loads((data_dir / "projects.json").read_text())
+    assert projects[project["_id"]]["results"] == str(data_dir.resolve() / "results")
+
+    tree = up.descendants()
+    names = " ".join(" ".join(p.cmdline()) for p in tree)
+    for part in ("fglab.embedded.mongo", "-A worker worker", "-A fglab.jobs", "fglab.cli web"):
+        assert part in names
+    assert up.terminate() == 0
+    left = wait_for(
+        lambda: not [p for p in tree if alive(p)] or None,
+        timeout=5,
+        what="every child gone",
+    )
+    assert left
+    assert "stopping everything" not in up.log.read_text()
+
+
+def test_a_restart_keeps_projects_and_experiments_and_adds_no_second_demo(start_up, tmp_path):
+    data_dir = tmp_path / "data"
+    machine = f"up{uuid.uuid4().hex[:8]}"
+    first = start_up(data_dir, machine)
+    project = wait_for(lambda: demo_project(first), timeout=DEADLINE, what="demo project")
+    done = wait_for(
+        lambda: finished_demo(first, project["_id"]), timeout=DEADLINE, what="demo success"
+    )
+    assert first.terminate() == 0
+
+    second = start_up(data_dir, machine)
+    projects = wait_for(lambda: second.json("/api/v1/projects"), timeout=DEADLINE, what="web")
+    assert [(p["_id"], p["name"]) for p in projects] == [(project["_id"], "demo")]
+    experiments = second.json(f"/api/v1/projects/{project['_id']}/experiments")
+    assert [(e["_id"], e["_status"]) for e in experiments] == [(done["_id"], "success")]
+    png = next(f for f in done["_files"] if f["filename"] == "loss.png")
+    assert second.get(f"/api/v1/files/{png['_id']}")[1].startswith(b"\x89PNG")
+    assert list(json.loads((data_dir / "projects.json").read_text())) == [project["_id"]]
+    assert second.terminate() == 0
+
+
+def test_a_child_that_dies_stops_everything_with_an_error(start_up, tmp_path):
+    up = start_up(tmp_path / "data", f"up{uuid.uuid4().hex[:8]}", "--no-demo")
+    assert wait_for(lambda: up.json("/api/v1/projects") == [], timeout=DEADLINE, what="web")
+    tree = up.descendants()
+    worker = next(p for p in tree if "-A worker worker" in " ".join(p.cmdline()))
+    worker.kill()
+    assert up.process.wait(timeout=60) == 1
+    assert wait_for(lambda: not [p for p in tree if alive(p)], timeout=5, what="every child gone")
+    assert "worker exited unexpectedly with code -9" in up.log.read_text()
+
+
+@pytest.mark.parametrize("installed", [True, False], ids=["redis-server", "fakeredis"])
+def test_without_a_local_redis_one_is_started_and_stopped(installed, monkeypatch, tmp_path):
+    from redis import Redis
+
+    from fglab.embedded import redis as embedded
+
+    monkeypatch.setattr(embedded, "LOCAL_URL", f"redis://127.0.0.1:{free_port()}/0")
+    if not installed:
+        monkeypatch.setattr(embedded.shutil, "which", lambda name: None)
+    elif embedded.shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = embedded.start(tmp_path)
+    try:
+        assert server.kind == ("redis-server" if installed else "fakeredis")
+        client = Redis.from_url(server.url)
+        assert client.set("k", "v") and client.get("k") == b"v"
+        client.close()
+    finally:
+        server.stop()
+    assert server.process is not None and server.process.returncode is not None
+    assert not embedded.answers(server.url, timeout=0.2)

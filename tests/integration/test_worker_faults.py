@@ -1,0 +1,435 @@
+"""Worker faults, with real worker processes, Redis and the MongoDB wire server.
+
+A killed or stopped worker, a restarted scheduler, a redelivered or repeated message, a
+cancel that races its message, kill grace and timeouts: each test checks the end state
+(status and reason, launches, process groups, the ledger).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from bson import ObjectId
+
+from tasks.app import create_celery
+from tasks.contract import RUN_EXPERIMENT, RunRequest, machine_queue
+from tests.integration.fleet import Fleet, Process, wait_for
+
+PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
+#: Every option the program reads; a submission gives them all (FGLab's rule).
+OPTIONS = {
+    "mode": "sleep",
+    "until": "none",
+    "limit": "60",
+    "pids": "none",
+    "launches": "none",
+    "checkpoint": "none",
+}
+SCHEMA = {name: {"type": "string", "default": value} for name, value in OPTIONS.items()}
+LEASE_TTL = 3.0
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.with_changes(lease_ttl=LEASE_TTL, heartbeat=0.5, kill_grace=2.0)
+
+
+@pytest.fixture
+def fleet(settings, tmp_path):
+    fleet = Fleet(settings, tmp_path / "fleet")
+    yield fleet
+    for process in fleet.processes:  # a stopped worker would ignore TERM
+        if process.alive():
+            process.popen.send_signal(signal.SIGCONT)
+    fleet.stop_all()
+    for process in fleet.processes:  # shown by pytest only when the test failed
+        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers(tmp_path):
+    """After a failed test, no program of it keeps running (its cwd is under tmp_path)."""
+    yield
+    for stat in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            cwd = Path(os.readlink(stat))
+        except OSError:
+            continue
+        if cwd == tmp_path and stat.parent.name != str(os.getpid()):
+            with contextlib.suppress(OSError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
+@pytest.fixture
+def project(store):
+    return store.get_project(store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA))
+
+
+@pytest.fixture
+def ledger(settings):
+    from redis import Redis
+
+    from tasks.ledger import Ledger
+
+    client = Redis.from_url(settings.redis)
+    yield Ledger(client, ttl=settings.lease_ttl)
+    client.close()
+
+
+def implementation(tmp_path: Path, **changes):
+    return {
+        "cwd": str(tmp_path),
+        "command": sys.executable,
+        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
+        "options": "double-dash",
+        "boolean": "mandatory",
+        "capacity": 1,
+        "results": str(tmp_path / "results"),
+        **changes,
+    }
+
+
+def machine_name() -> str:
+    return f"m{uuid.uuid4().hex[:8]}"
+
+
+def live(store, name: str):
+    return lambda: (store.machines.find_one({"_id": name}) or {}).get("_heartbeat")
+
+
+def start_live(fleet: Fleet, store, name: str, projects, **kwargs) -> Process:
+    process = fleet.start_machine(name, projects, **kwargs)
+    wait_for(live(store, name), what=f"machine {name} registration")
+    return process
+
+
+def experiment(store, experiment_id: str):
+    return store.experiments.find_one({"_id": ObjectId(experiment_id)})
+
+
+def status_of(store, experiment_id: str):
+    doc = experiment(store, experiment_id)
+    return doc and doc["_status"]
+
+
+def submit(client, project, queue=True, query="", **options):
+    body = {**OPTIONS, **{k: str(v) for k, v in options.items()}}
+    args = "&".join(part for part in ("queue=true" if queue else "", query) if part)
+    answer = client.post(
+        f"/api/v1/projects/{project['_id']}/experiment{'?' + args if args else ''}", json=body
+    )
+    assert answer.status_code == 201, answer.json
+    return answer.json["_id"]
+
+
+def read_pids(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # not written yet, or half written
+        return None
+
+
+def all_pids(*paths: Path) -> list[int] | None:
+    """The pids every program wrote, once all of them have."""
+    found = [read_pids(path) for path in paths]
+    return None if None in found else [pid for pids in found for pid in pids]
+
+
+def launches(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def ledger_empty(ledger, name: str) -> bool:
+    usage = ledger.usage(name)
+    return usage.cpu_used == 0 and not usage.leases
+
+
+def history(doc) -> dict:
+    """What a repeated message must not change."""
+    keys = ("_status", "_token", "_claimed", "_started", "_finished", "_exit", "_pid")
+    return {key: doc.get(key) for key in keys}
+
+
+def test_a_killed_worker_loses_its_experiment_and_its_restart_reaps_the_group(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    projects = {str(project["_id"]): implementation(tmp_path)}
+    fleet.start_scheduler()
+    worker = start_live(fleet, store, name, projects)
+
+    pids_file = tmp_path / "pids.json"
+    doomed = submit(client, project, mode="tree", pids=pids_file)
+    leader, *children = wait_for(lambda: read_pids(pids_file), what="program tree started")
+    wait_for(lambda: status_of(store, doomed) == "running", what="running")
+
+    worker.stop(signal.SIGKILL)
+    wait_for(lambda: not process_alive(leader), what="PDEATHSIG kills the direct child")
+    waiting = submit(client, project, mode="sleep", until=tmp_path)  # the gate exists
+    wait_for(lambda: status_of(store, doomed) == "lost", timeout=20, what="lost by the sweep")
+    doc = experiment(store, doomed)
+    assert f"machine {name} stopped beating" in doc["_exit"]["reason"]
+    assert ledger_empty(ledger, name)
+    # Queued, or (when a sweep fell between lease expiry and heartbeat staleness) sent to
+    # the silent machine's queue, where a stale reservation launches nothing.
+    assert status_of(store, waiting) in {"queued", "dispatched"}
+    assert all(process_alive(pid) for pid in children)  # only the leader had PDEATHSIG
+
+    fleet.start_machine(name, projects)
+    wait_for(lambda: status_of(store, waiting) == "success", what="queued one runs")
+    wait_for(lambda: not any(process_alive(pid) for pid in children), what="group reaped")
+    assert experiment(store, waiting)["_machine_id"] == name
+    doc = experiment(store, doomed)
+    assert doc["_status"] == "lost"
+    assert f"process group {leader} was still running" in doc["_exit"]["reason"]
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+
+
+def test_a_warm_shutdown_lets_the_experiment_finish_and_keeps_its_lease(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    gate = tmp_path / "gate"
+    experiment_id = submit(client, project, mode="sleep", until=gate)
+    wait_for(lambda: status_of(store, experiment_id) == "running", what="running")
+
+    worker.popen.send_signal(signal.SIGTERM)
+    wait_for(lambda: "Warm shutdown" in worker.output(), what="warm shutdown begins")
+    shutdown = store.machines.find_one({"_id": name})["_heartbeat"]
+    # Past the point where an unrenewed lease would have expired, it still beats.
+    wait_for(
+        lambda: live(store, name)() > shutdown + timedelta(seconds=LEASE_TTL + 0.5),
+        timeout=15,
+        what="heartbeats during the warm shutdown",
+    )
+    assert experiment_id in ledger.owners(name)
+    assert status_of(store, experiment_id) == "running"
+    assert worker.alive()
+
+    gate.touch()
+    worker.popen.wait(timeout=30)
+    assert worker.popen.returncode == 0
+    doc = experiment(store, experiment_id)
+    assert doc["_status"] == "success"
+    assert doc["_exit"]["code"] == 0
+    assert "_kill_requested" not in doc
+    assert ledger_empty(ledger, name)
+
+
+def test_a_run_longer_than_the_visibility_timeout_launches_once(
+    client, store, fleet, project, tmp_path
+):
+    fleet.settings = fleet.settings.with_changes(visibility_timeout=2.0)
+    name = machine_name()
+    fleet.start_scheduler()
+    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    environ = Path(f"/proc/{worker.popen.pid}/environ").read_text().split("\0")
+    assert "FGLAB_VISIBILITY_TIMEOUT=2.0" in environ
+
+    counter = tmp_path / "launches"
+    experiment_id = submit(client, project, mode="sleep", limit=8, launches=counter)
+    wait_for(lambda: status_of(store, experiment_id) == "success", timeout=30, what="success")
+    assert len(launches(counter)) == 1
+    elapsed = experiment(store, experiment_id)
+    assert (elapsed["_finished"] - elapsed["_started"]).total_seconds() >= 8
+
+
+def send_again(settings, doc) -> str:
+    """The scheduler's RUN_EXPERIMENT message for `doc`, sent once more by hand."""
+    request = RunRequest(
+        experiment_id=str(doc["_id"]),
+        project_id=str(doc["_project_id"]),
+        machine=doc["_machine_id"],
+        token=doc["_token"],
+        gpu=doc.get("_gpu"),
+    )
+    celery = create_celery(settings, "test")
+    try:
+        result = celery.send_task(
+            RUN_EXPERIMENT, kwargs=request.to_dict(), queue=machine_queue(request.machine)
+        )
+    finally:
+        celery.close()
+    return result.id
+
+
+def handled(worker: Process, task_id: str):
+    """The worker's log line for a finished task, or None while it is not there."""
+    for line in worker.output().splitlines():
+        if f"[{task_id}] succeeded" in line:
+            return line
+    return None
+
+
+def test_the_same_run_message_twice_launches_once(
+    client, store, fleet, project, ledger, settings, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    gate, counter = tmp_path / "gate", tmp_path / "launches"
+    experiment_id = submit(client, project, mode="sleep", until=gate, launches=counter)
+    wait_for(lambda: status_of(store, experiment_id) == "running", what="running")
+    wait_for(lambda: launches(counter), what="program started")
+
+    before = experiment(store, experiment_id)
+    task_id = send_again(settings, before)
+    line = wait_for(lambda: handled(worker, task_id), what="repeat handled while running")
+    assert "'launched': False" in line
+    assert history(experiment(store, experiment_id)) == history(before)
+    assert experiment_id in ledger.owners(name)
+
+    gate.touch()
+    wait_for(lambda: status_of(store, experiment_id) == "success", what="success")
+    ended = experiment(store, experiment_id)
+    task_id = send_again(settings, ended)
+    line = wait_for(lambda: handled(worker, task_id), what="repeat handled after the end")
+    assert "'launched': False" in line
+    assert history(experiment(store, experiment_id)) == history(ended)
+    assert len(launches(counter)) == 1
+    assert ledger_empty(ledger, name)
+
+
+def test_a_cancel_wins_over_a_message_still_on_its_way(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    worker.popen.send_signal(signal.SIGSTOP)
+    counter = tmp_path / "launches"
+    try:
+        experiment_id = submit(client, project, mode="sleep", until=tmp_path, launches=counter)
+        doc = experiment(store, experiment_id)
+        assert (doc["_status"], doc["_machine_id"]) == ("dispatched", name)
+        answer = client.post(f"/api/v1/experiments/{experiment_id}/kill")
+        assert answer.status_code == 200, answer.json
+        assert answer.json["_status"] == "cancelled"
+    finally:
+        worker.popen.send_signal(signal.SIGCONT)
+
+    wait_for(lambda: "'why': 'no reservation'" in worker.output(), what="the message arrives late")
+    assert status_of(store, experiment_id) == "cancelled"
+    assert not launches(counter)
+    assert not (tmp_path / "results" / experiment_id).exists()
+    assert ledger_empty(ledger, name)
+
+
+def test_a_cancelled_queued_experiment_never_starts_when_a_machine_appears(
+    client, store, fleet, project, tmp_path
+):
+    fleet.start_scheduler()
+    counter = tmp_path / "launches"
+    cancelled = submit(client, project, mode="sleep", until=tmp_path, launches=counter)
+    assert status_of(store, cancelled) == "queued"
+    answer = client.post(f"/api/v1/experiments/{cancelled}/kill")
+    assert (answer.status_code, answer.json["_status"]) == (200, "cancelled")
+
+    name = machine_name()
+    start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    later = submit(client, project, mode="sleep", until=tmp_path)
+    wait_for(lambda: status_of(store, later) == "success", what="the machine runs work")
+    assert status_of(store, cancelled) == "cancelled"
+    assert not launches(counter)
+    assert not (tmp_path / "results" / cancelled).exists()
+
+
+def test_kill_gives_the_program_its_grace_then_kills_the_group(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    impl = implementation(tmp_path, capacity=0.5, kill_grace=1)
+    fleet.start_scheduler()
+    start_live(fleet, store, name, {str(project["_id"]): impl})
+    checkpoint = tmp_path / "checkpoint"
+    trap_pids, stubborn_pids = tmp_path / "trap.json", tmp_path / "stubborn.json"
+    trap = submit(client, project, mode="trap", pids=trap_pids, checkpoint=checkpoint)
+    stubborn = submit(client, project, mode="stubborn", pids=stubborn_pids)
+    pids = wait_for(lambda: all_pids(trap_pids, stubborn_pids), what="both programs ready")
+    wait_for(lambda: {status_of(store, trap), status_of(store, stubborn)} == {"running"})
+
+    for experiment_id in (trap, stubborn):
+        answer = client.post(f"/api/v1/experiments/{experiment_id}/kill")
+        assert answer.status_code == 200, answer.json
+    wait_for(
+        lambda: {status_of(store, trap), status_of(store, stubborn)} == {"killed"},
+        what="both killed",
+    )
+    saved, forced = experiment(store, trap), experiment(store, stubborn)
+    assert checkpoint.read_text() == "saved"
+    assert saved["_exit"]["code"] == 0  # it left on TERM, by itself
+    assert forced["_exit"]["code"] == -signal.SIGKILL
+    assert (forced["_finished"] - forced["_kill_requested"]).total_seconds() >= 1
+    assert not [pid for pid in pids if process_alive(pid)]
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+
+
+def test_queued_work_survives_a_scheduler_restart(client, store, fleet, project, tmp_path):
+    name = machine_name()
+    scheduler = fleet.start_scheduler()
+    start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    gate = tmp_path / "gate"
+    first = submit(client, project, mode="sleep", until=gate)
+    wait_for(lambda: status_of(store, first) == "running", what="running")
+
+    scheduler.stop()
+    assert scheduler.popen.returncode == 0
+    queued = [submit(client, project, mode="sleep", until=tmp_path) for _ in range(2)]
+    assert [status_of(store, i) for i in queued] == ["queued", "queued"]
+    gate.touch()
+    wait_for(lambda: status_of(store, first) == "success", what="the running one ends")
+    assert [status_of(store, i) for i in queued] == ["queued", "queued"]
+
+    fleet.start_scheduler()
+    wait_for(
+        lambda: all(status_of(store, i) == "success" for i in queued),
+        timeout=30,
+        what="queued ones run after the restart",
+    )
+
+
+def test_a_program_past_its_timeout_is_stopped(client, store, fleet, project, ledger, tmp_path):
+    limited = store.get_project(store.create_project(f"t-{uuid.uuid4().hex[:6]}", SCHEMA))
+    name = machine_name()
+    fleet.start_scheduler()
+    start_live(
+        fleet,
+        store,
+        name,
+        {
+            str(project["_id"]): implementation(tmp_path, capacity=0.5),
+            str(limited["_id"]): implementation(tmp_path, capacity=0.5, timeout=1.5),
+        },
+    )
+    by_project = submit(client, limited, mode="tree", pids=tmp_path / "a.json")
+    by_submit = submit(client, project, query="timeout=1.5", mode="tree", pids=tmp_path / "b.json")
+    pids = wait_for(
+        lambda: all_pids(tmp_path / "a.json", tmp_path / "b.json"), what="both trees started"
+    )
+    wait_for(
+        lambda: {status_of(store, by_project), status_of(store, by_submit)} == {"timeout"},
+        what="both time out",
+    )
+    for experiment_id in (by_project, by_submit):
+        reason = experiment(store, experiment_id)["_exit"]["reason"]
+        assert reason == "ran past its timeout of 1.5s; stopped"
+    assert not [pid for pid in pids if process_alive(pid)]
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
