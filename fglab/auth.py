@@ -29,11 +29,10 @@ from flask import (
     session,
     url_for,
 )
-from pymongo.database import Database
 
 from fglab.errors import NotFound
 from fglab.extensions import services
-from fglab.store import now, object_id
+from fglab.store import Store, now, object_id
 
 #: Endpoints anyone may reach: the login form itself, and the CSS/JS it needs.
 OPEN_ENDPOINTS = frozenset({"auth.login", "auth.logout", "pages.static"})
@@ -84,34 +83,32 @@ def session_key(password: str) -> bytes:
 # Tokens -----------------------------------------------------------------------------
 
 
-def create_token(db: Database, name: str) -> dict[str, Any]:
+def create_token(store: Store, name: str) -> dict[str, Any]:
     """Make an API token; the answer's ``token`` is the only copy of the secret."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    tokens = db["tokens"]
-    tokens.create_index("hash", unique=True)
     doc = {"name": name, "hash": _hash(secret), "_created": now()}
-    token_id = tokens.insert_one(doc).inserted_id
+    token_id = store.tokens.insert_one(doc).inserted_id
     return {"_id": token_id, "name": name, "_created": doc["_created"], "token": secret}
 
 
-def list_tokens(db: Database) -> list[dict[str, Any]]:
+def list_tokens(store: Store) -> list[dict[str, Any]]:
     """Every token's ID, name and creation time (never the secret or its hash)."""
-    return list(db["tokens"].find({}, {"hash": 0}).sort("_created", 1))
+    return list(store.tokens.find({}, {"hash": 0}).sort("_created", 1))
 
 
-def revoke_token(db: Database, token_id: object) -> ObjectId:
+def revoke_token(store: Store, token_id: object) -> ObjectId:
     """Delete a token; raises NotFound when there is none with that ID."""
     oid = object_id(token_id, "Token ID")
-    if db["tokens"].delete_one({"_id": oid}).deleted_count == 0:
+    if store.tokens.delete_one({"_id": oid}).deleted_count == 0:
         raise NotFound(f"Token ID {token_id} does not exist")
     return oid
 
 
-def token_valid(db: Database, secret: str) -> bool:
+def token_valid(store: Store, secret: str) -> bool:
     if not secret.startswith(TOKEN_PREFIX):
         return False
     wanted = _hash(secret)
-    doc = db["tokens"].find_one({"hash": wanted}, {"hash": 1})
+    doc = store.tokens.find_one({"hash": wanted}, {"hash": 1})
     return doc is not None and hmac.compare_digest(str(doc.get("hash", "")), wanted)
 
 
@@ -177,7 +174,7 @@ def _credentials_valid(password: str) -> bool:
         sent = given.password or ""
         return hmac.compare_digest(sent.encode(), password.encode())
     if given.type == "bearer" and given.token:
-        return token_valid(services().store.db, given.token)
+        return token_valid(services().store, given.token)
     return False
 
 

@@ -166,6 +166,8 @@ def _coerce(spec: Mapping, value: object) -> tuple[bool, object]:
             value = int(value) if ok else value
         else:
             ok = True
+        # MongoDB stores whole numbers of up to 64 bits.
+        ok = ok and isinstance(value, int) and -(2**63) <= value < 2**63
     elif kind == "float":
         try:
             value = float(value)

@@ -47,6 +47,7 @@ class Store:
         self.experiments = db["experiments"]
         self.machines = db["machines"]
         self.webhooks = db["webhooks"]
+        self.tokens = db["tokens"]
         self.files = db["fs.files"]
         self.bucket = GridFSBucket(db)
 
@@ -59,6 +60,7 @@ class Store:
         self.webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
         self.files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
         self.files.create_index("metadata.project")
+        self.tokens.create_index("hash", unique=True)
 
     # Projects -----------------------------------------------------------------------
 

@@ -40,8 +40,10 @@ REPLAY_BATCH = 500
 #: What an EventSource waits before reconnecting after Redis failed, in milliseconds.
 RETRY_MS = 5000
 
-_STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
-_KEPT_ID = re.compile(r"^k-(\d+)$")
+# Bounded: Redis stream IDs are two unsigned 64-bit numbers, and int() refuses huge digits.
+_STREAM_ID = re.compile(r"^([0-9]{1,20})(?:-([0-9]{1,20}))?$")
+_KEPT_ID = re.compile(r"^k-([0-9]{1,20})$")
+_UINT64_MAX = 2**64 - 1
 
 _AFTER = {
     "name": "after",
@@ -265,7 +267,7 @@ def _parse_after(value: str | None) -> tuple[str, int]:
         return "0-0", 0
     if kept := _KEPT_ID.match(value):
         return "0-0", int(kept[1])
-    if live := _STREAM_ID.match(value):
+    if (live := _STREAM_ID.match(value)) and max(int(live[1]), int(live[2] or 0)) <= _UINT64_MAX:
         return f"{live[1]}-{live[2] or 0}", 0
     raise BadRequest(f"Log entry ID {value!r} is not valid; pass the `last` of a previous answer")
 

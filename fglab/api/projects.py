@@ -9,7 +9,7 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 
-from fglab.api.bodies import doc_body, doc_multipart, json_body
+from fglab.api.bodies import doc_body, doc_multipart, json_body, parse_json
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.schema import OptionsError, SchemaError, validate_options, validate_schema
@@ -48,7 +48,7 @@ def create_project() -> Any:
     if not name.strip():
         raise BadRequest(f"Schema file name {upload.filename!r} gives an empty project name")
     try:
-        schema = json.loads(upload.read())
+        schema = parse_json(upload.read())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadRequest(f"Schema file {upload.filename!r} is not valid JSON: {e}") from None
     try:

@@ -26,14 +26,14 @@ def post_token() -> Any:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise BadRequest(f'Body must be {{"name": <1 to {MAX_NAME} characters>}}')
-    return create_token(services().store.db, name.strip()), 201
+    return create_token(services().store, name.strip()), 201
 
 
 @blp.route("/tokens", methods=["GET"])
 @blp.response(200, description="Every token's `_id`, `name` and `_created` (no secrets)")
 def get_tokens() -> Any:
     """List API tokens."""
-    return list_tokens(services().store.db)
+    return list_tokens(services().store)
 
 
 @blp.route("/tokens/<token_id>", methods=["DELETE"])
@@ -42,4 +42,4 @@ def get_tokens() -> Any:
 @blp.alt_response(404, description="No such token")
 def delete_token(token_id: str) -> Any:
     """Revoke an API token: requests that send it are refused from now on."""
-    return {"status": "Revoked", "_id": revoke_token(services().store.db, token_id)}
+    return {"status": "Revoked", "_id": revoke_token(services().store, token_id)}

@@ -205,7 +205,7 @@ def test_a_redis_restart_mid_experiment_loses_no_output(
         wait_for(lambda: redis.xlen(log_key(first)) > 0, what="first lines streamed")
     finally:
         redis.close()
-    assert status_of(store, first) == "running"
+    wait_for(lambda: status_of(store, first) == "running", what="running")
 
     redis_server.shutdown()
     gate.touch()  # the second half is printed while Redis is down and after it is back
@@ -266,6 +266,7 @@ def test_an_emptied_redis_loses_no_experiment_and_runs_none_twice(
         what="running lease taken again",
     )
     assert lease.token == running["_token"]
+
     # What was dispatched before the flush goes back to the queue (and maybe out again).
     def requeued(i: str) -> bool:
         doc = experiment(store, i)
@@ -299,8 +300,10 @@ def test_results_wait_out_a_mongodb_outage(client, store, fleet, project, settin
         experiment_id = submit(client, project, queue=False, mode="outage", until=str(gate))
         folder = tmp_path / "results" / experiment_id
         wait_for(
-            lambda: status_of(store, experiment_id) == "running"
-            and experiment(store, experiment_id).get("Phase") == "early",
+            lambda: (
+                status_of(store, experiment_id) == "running"
+                and experiment(store, experiment_id).get("Phase") == "early"
+            ),
             what="running, early results stored",
         )
 
@@ -308,16 +311,12 @@ def test_results_wait_out_a_mongodb_outage(client, store, fleet, project, settin
         gate.touch()
         pid = experiment(store, experiment_id)["_pid"]
         wait_for(lambda: not process_alive(pid), what="program exited while MongoDB is away")
-        wait_for(
-            lambda: "retrying in" in worker.output(), timeout=30, what="the worker retrying"
-        )
+        wait_for(lambda: "retrying in" in worker.output(), timeout=30, what="the worker retrying")
         assert status_of(store, experiment_id) == "running"
         assert (folder / "late.json").exists()  # kept until every upload landed
         proxy.up()
 
-        wait_for(
-            lambda: status_of(store, experiment_id) == "success", timeout=90, what="success"
-        )
+        wait_for(lambda: status_of(store, experiment_id) == "success", timeout=90, what="success")
         doc = client.get(f"/api/v1/experiments/{experiment_id}").json
         assert doc["Phase"] == "late" and doc["Epochs"] == 3
         assert doc["_scores"] == {"accuracy": 0.5}

@@ -1,0 +1,313 @@
+"""Draining machines (from the API, and by themselves) and why queued experiments wait."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import fakeredis
+import pytest
+from bson import ObjectId
+from redis import Redis
+
+from config import Settings
+from fglab.extensions import services
+from fglab.scheduler import Scheduler
+from fglab.store import now
+from tasks.contract import RunRequest
+from tasks.ledger import Ledger
+from tests.integration.fleet import Fleet, wait_for
+from worker.machine import Machine, Running
+
+PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
+SCHEMA = {
+    "mode": {"type": "string", "default": "write"},
+    "until": {"type": "string", "default": "none"},
+}
+DRAINED = "every machine that implements this project is drained"
+FULL = "all capacity in use"
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.with_changes(
+        lease_ttl=4.0, heartbeat=0.5, kill_grace=2.0, drain_after_failures=2, drain_window=60.0
+    )
+
+
+@pytest.fixture
+def fleet(settings, tmp_path):
+    fleet = Fleet(settings, tmp_path / "fleet")
+    yield fleet
+    fleet.stop_all()
+    for process in fleet.processes:  # shown by pytest only when the test failed
+        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
+
+
+@pytest.fixture
+def project(store):
+    return store.get_project(store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA))
+
+
+@pytest.fixture
+def ledger(settings):
+    client = Redis.from_url(settings.redis)
+    yield Ledger(client, ttl=settings.lease_ttl)
+    client.close()
+
+
+def implementation(tmp_path: Path, **changes):
+    return {
+        "cwd": str(tmp_path),
+        "command": sys.executable,
+        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
+        "options": "double-dash",
+        "boolean": "mandatory",
+        "capacity": 1,
+        "results": str(tmp_path / "results"),
+        **changes,
+    }
+
+
+def machine_name() -> str:
+    return f"m{uuid.uuid4().hex[:8]}"
+
+
+def machine(store, name: str) -> dict:
+    return store.machines.find_one({"_id": name}) or {}
+
+
+def live(store, name: str):
+    return lambda: machine(store, name).get("_heartbeat")
+
+
+def status_of(store, experiment_id: str) -> str | None:
+    doc = store.experiments.find_one({"_id": ObjectId(experiment_id)})
+    return doc and doc["_status"]
+
+
+def submit(client, project, queue=True, **options) -> str:
+    body = {"mode": "write", "until": "none", **options}
+    answer = client.post(
+        f"/api/v1/projects/{project['_id']}/experiment{'?queue=true' if queue else ''}", json=body
+    )
+    assert answer.status_code == 201, answer.json
+    return answer.json["_id"]
+
+
+def read(client, experiment_id: str) -> dict:
+    answer = client.get(f"/api/v1/experiments/{experiment_id}")
+    assert answer.status_code == 200, answer.json
+    return answer.json
+
+
+def ledger_empty(ledger: Ledger, name: str) -> bool:
+    usage = ledger.usage(name)
+    return usage.cpu_used == 0 and not usage.leases
+
+
+def test_a_drained_machine_finishes_its_work_and_takes_new_work_only_after_resume(
+    client, store, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path, capacity=0.5)})
+    wait_for(live(store, name), what="machine registration")
+    gate = tmp_path / "gate"
+    running = submit(client, project, queue=False, mode="sleep", until=str(gate))
+    wait_for(lambda: status_of(store, running) == "running", what="running")
+
+    answer = client.post(f"/api/v1/machines/{name}/drain")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["drained"] is True
+    assert answer.json["drain_reason"] == "drained from the API"
+
+    waiting = submit(client, project, mode="sleep", until=str(gate))
+    doc = read(client, waiting)
+    assert doc["_status"] == "queued"
+    assert doc["_waiting"] == DRAINED
+    assert status_of(store, running) == "running"
+
+    gate.touch()
+    wait_for(lambda: status_of(store, running) == "success", what="running work finishes")
+    # Room freed (the machine's "finished" event dispatches too): the drain still holds.
+    assert services(client.application).scheduler.dispatch_queued() == 0
+    doc = read(client, waiting)
+    assert (doc["_status"], doc["_waiting"], doc["_queue_position"]) == ("queued", DRAINED, 1)
+
+    answer = client.post(f"/api/v1/machines/{name}/resume")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["drained"] is False and answer.json["drain_reason"] is None
+    assert status_of(store, waiting) in {"dispatched", "claimed", "running", "success"}
+    wait_for(lambda: status_of(store, waiting) == "success", what="dispatched after resume")
+    assert read(client, waiting)["_machine_id"] == name
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+
+
+def test_a_machine_that_cannot_start_programs_drains_itself(client, store, fleet, tmp_path):
+    broken = store.get_project(store.create_project(f"broken-{uuid.uuid4().hex[:6]}", SCHEMA))
+    name = machine_name()
+    impl = implementation(tmp_path, command="/nonexistent/fglab-trainer")
+    fleet.start_machine(name, {str(broken["_id"]): impl})
+    wait_for(live(store, name), what="machine registration")
+
+    def fail_to_start(count: int) -> None:
+        failed = submit(client, broken, queue=False)
+        wait_for(lambda: status_of(store, failed) == "fail", what=f"start failure {count}")
+        reason = read(client, failed)["_exit"]["reason"]
+        assert "could not start '/nonexistent/fglab-trainer'" in reason
+        wait_for(
+            lambda: len(machine(store, name).get("start_failures") or []) == count,
+            what=f"start failure {count} counted",
+        )
+
+    fail_to_start(1)
+    assert machine(store, name).get("drained") is not True
+    fail_to_start(2)
+
+    record = client.get(f"/api/v1/machines/{name}").json
+    assert record["drained"] is True
+    reason = record["drain_reason"]
+    assert reason.startswith("2 experiments failed to start within 60s; last: ")
+    assert "could not start '/nonexistent/fglab-trainer'" in reason
+    assert "No such file or directory" in reason
+
+    third = submit(client, broken)
+    doc = read(client, third)
+    assert (doc["_status"], doc["_waiting"]) == ("queued", DRAINED)
+    assert services(client.application).scheduler.dispatch_queued() == 0
+    assert status_of(store, third) == "queued"
+    assert client.post(
+        f"/api/v1/projects/{broken['_id']}/experiment", json={"mode": "write", "until": "none"}
+    ).json == {"error": "No machine capacity available"}
+
+
+def test_queued_experiments_say_why_they_wait_and_where_they_stand(
+    client, store, fleet, project, ledger, tmp_path
+):
+    fleet.start_scheduler()
+    gate = tmp_path / "gate"
+    first = submit(client, project, mode="sleep", until=str(gate))
+    doc = read(client, first)
+    assert doc["_status"] == "queued"
+    assert doc["_waiting"] == "no live machine implements this project"
+    assert doc["_queue_position"] == 1
+
+    name = machine_name()
+    fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
+    wait_for(lambda: status_of(store, first) == "running", what="first runs on the new machine")
+    assert read(client, first)["_waiting"] is None
+
+    waiting = [submit(client, project, mode="sleep", until=str(gate)) for _ in range(3)]
+    docs = [read(client, i) for i in waiting]
+    assert [(d["_status"], d["_waiting"]) for d in docs] == [("queued", FULL)] * 3
+    assert [d["_queue_position"] for d in docs] == [1, 2, 3]
+    assert "_queue_position" not in read(client, first)
+
+    gate.touch()
+    ids = [first, *waiting]
+    wait_for(lambda: all(status_of(store, i) == "success" for i in ids), what="all success")
+    started = [store.get_experiment(i)["_started"] for i in ids]
+    assert started == sorted(started)  # first in, first out
+    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+
+
+def gpu_machine(store, project, gpu_busy: list[int]) -> str:
+    """A machine record with two GPUs, as a worker's heartbeat would write it."""
+    name = machine_name()
+    store.machines.insert_one(
+        {
+            "_id": name,
+            "hostname": name,
+            "gpu_count": 2,
+            "gpu_busy": gpu_busy,
+            "_heartbeat": now(),
+            "projects": {str(project["_id"]): {"capacity": 0.1, "gpu_capacity": 0.5}},
+        }
+    )
+    return name
+
+
+def test_gpu_memory_taken_outside_the_fleet_is_named_and_avoided(
+    client, store, project, ledger, settings
+):
+    name = gpu_machine(store, project, gpu_busy=[0, 1])
+    answer = client.post(
+        f"/api/v1/projects/{project['_id']}/experiment?queue=true",
+        json={"mode": "write", "until": "none"},
+    )
+    assert answer.status_code == 201, answer.json
+    doc = read(client, answer.json["_id"])
+    assert doc["_status"] == "queued"
+    assert doc["_waiting"] == (
+        f"all capacity in use; GPU memory on {name} is taken by processes outside the fleet"
+    )
+    assert ledger_empty(ledger, name)
+
+    # One GPU still free: the share goes there, never to the busy one.
+    store.machines.update_one({"_id": name}, {"$set": {"gpu_busy": [0]}})
+    sent: list[RunRequest] = []
+    scheduler = Scheduler(store, ledger, sent.append, machine_ttl=settings.lease_ttl)
+    experiment_id = scheduler.submit(project, {"mode": "write", "until": "none"}, queue=True)
+    try:
+        placed = store.get_experiment(experiment_id)
+        assert (placed["_status"], placed["_machine_id"], placed["_gpu"]) == (
+            "dispatched",
+            name,
+            1,
+        )
+        assert [(r.machine, r.gpu) for r in sent] == [(name, 1)]
+    finally:
+        ledger.release(name, str(experiment_id))
+
+
+class FakeNvml:
+    """Stands in for pynvml: memory used on each GPU, in bytes."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, used: list[int]) -> None:
+        self.used = used
+        self.asked: list[int] = []
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        if index >= len(self.used):
+            raise self.NVMLError(f"no GPU {index}")
+        self.asked.append(index)
+        return index
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> SimpleNamespace:
+        return SimpleNamespace(used=self.used[handle], total=16 * 1024**3)
+
+
+def test_busy_gpus_are_those_held_by_processes_outside_the_fleet(tmp_path):
+    mib = 1024 * 1024
+    nvml = FakeNvml([2048 * mib, 4096 * mib, 100 * mib, 600 * mib])
+    settings = Settings(
+        machine_name="gpu-box", projects_file=tmp_path / "projects.json", gpu_busy_bytes=512 * mib
+    )
+    redis = fakeredis.FakeRedis()
+    box = Machine(settings, db=object(), redis=redis, nvml=nvml)  # type: ignore[arg-type]
+    box.gpu_count = 5  # the fifth is not found by NVML: unknown, so not busy
+    box.add_running(Running("e1", "t1", cpu=0.1, gpu_share=0.5, gpu=1))
+
+    assert box.busy_gpus() == [0, 3]
+    assert nvml.asked == [0, 2, 3]  # GPU 1 runs our own experiment: not measured
+
+    # Simulated GPUs (FGLAB_GPUS) have nothing to measure.
+    full = FakeNvml([4096 * mib, 4096 * mib])
+    simulated_settings = settings.with_changes(gpu_count=2)
+    simulated = Machine(simulated_settings, db=object(), redis=redis, nvml=full)  # type: ignore[arg-type]
+    simulated.gpu_count = 2
+    assert simulated.busy_gpus() == []
+    assert full.asked == []
+    redis.close()
