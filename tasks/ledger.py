@@ -284,6 +284,20 @@ return 1
 """
 )
 
+# ARGV: owner, stored JSON, ttl (s). Writes the lease as it is, without a fit check.
+_RESTORE = (
+    _PRELUDE
+    + """
+local owner, raw, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = now_s()
+purge(now)
+redis.call('HSET', lease_key, owner, raw)
+redis.call('ZADD', exp_key, fmt(now + ttl), owner)
+keep(ttl)
+return 1
+"""
+)
+
 # No ARGV. Returns the live leases as a flat list: owner, stored JSON, owner, ...
 _USAGE = (
     _PRELUDE
@@ -350,6 +364,7 @@ class Ledger:
         self._confirm = redis.register_script(_CONFIRM)
         self._release = redis.register_script(_RELEASE)
         self._usage = redis.register_script(_USAGE)
+        self._restore = redis.register_script(_RESTORE)
 
     def lease_key(self, machine: str) -> str:
         """The hash of a machine's leases: owner -> JSON."""
@@ -443,6 +458,23 @@ class Ledger:
         """
         keys = self._keys(machine)
         return bool(self._release(keys=keys, args=[owner, token or ""]))
+
+    def restore(self, lease: Lease) -> None:
+        """Write back a lease that vanished (Redis emptied) while its program still runs.
+
+        No fit check: the program holds its CPU share and its GPU whatever the ledger
+        says, so the ledger must show it, even if that briefly overfills the machine.
+        """
+        stored = json.dumps(
+            {
+                "token": _name("token", lease.token),
+                "cpu": _fraction("capacity", lease.cpu, allow_zero=False),
+                "gpu": lease.gpu,
+                "gpu_share": _fraction("gpu_share", lease.gpu_share, allow_zero=True),
+            }
+        )
+        keys = self._keys(lease.machine)
+        self._restore(keys=keys, args=[_name("owner", lease.owner), stored, repr(self.ttl)])
 
     def usage(self, machine: str, gpu_count: int = 0) -> Usage:
         """The live leases of a machine and what they take; purges expired ones first.

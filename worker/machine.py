@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
-from pymongo import MongoClient
+from pymongo import MongoClient, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from redis import Redis
 from redis.exceptions import RedisError
 
 from config import Settings
-from tasks.ledger import Ledger
+from tasks.ledger import Lease, Ledger
 from worker.projects import Implementation, ProjectsFile
 from worker.specs import gpu_memory_used, read_specs
 
@@ -143,22 +143,29 @@ class Machine:
         machine marks itself drained, with why, until someone resumes it. Returns True
         when this failure drained the machine.
         """
-        moment = datetime.now(UTC)
-        since = moment.timestamp() - self.settings.drain_window
-        doc = self.db["machines"].find_one({"_id": self.name}, {"start_failures": 1}) or {}
-        recent = [t for t in doc.get("start_failures") or [] if t >= since]
-        recent.append(moment.timestamp())
-        fields: dict[str, Any] = {"start_failures": recent[-self.settings.drain_after_failures :]}
-        drained = len(recent) >= self.settings.drain_after_failures
-        if drained:
-            fields["drained"] = True
-            fields["drain_reason"] = (
-                f"{len(recent)} experiments failed to start within "
-                f"{self.settings.drain_window:g}s; last: {reason}"
-            )
-            logger.warning("machine %s drains itself: %s", self.name, fields["drain_reason"])
-        self.db["machines"].update_one({"_id": self.name}, {"$set": fields})
-        return drained
+        limit = self.settings.drain_after_failures
+        moment = datetime.now(UTC).timestamp()
+        doc = self.db["machines"].find_one_and_update(
+            {"_id": self.name},
+            {"$push": {"start_failures": {"$each": [moment], "$slice": -limit}}},
+            return_document=ReturnDocument.AFTER,
+        )
+        recent = [
+            t
+            for t in (doc or {}).get("start_failures") or []
+            if t >= moment - self.settings.drain_window
+        ]
+        if len(recent) < limit:
+            return False
+        reason = (
+            f"{len(recent)} experiments failed to start within "
+            f"{self.settings.drain_window:g}s; last: {reason}"
+        )
+        self.db["machines"].update_one(
+            {"_id": self.name}, {"$set": {"drained": True, "drain_reason": reason}}
+        )
+        logger.warning("machine %s drains itself: %s", self.name, reason)
+        return True
 
     def busy_gpus(self) -> list[int]:
         """GPUs whose memory processes outside the fleet hold (NVML), to be left alone."""
@@ -181,14 +188,16 @@ class Machine:
         try:
             live = self.ledger.renew(self.name, [r.experiment_id for r in running])
             for lost in (r for r in running if r.experiment_id not in live):
-                # Redis was emptied or restarted: take the same reservation again.
-                self.ledger.reserve(
-                    self.name,
-                    lost.experiment_id,
-                    lost.cpu,
-                    gpu_share=lost.gpu_share,
-                    gpu_count=self.gpu_count,
-                    token=lost.token,
+                # Redis was emptied or restarted: the program still holds its share.
+                self.ledger.restore(
+                    Lease(
+                        owner=lost.experiment_id,
+                        machine=self.name,
+                        token=lost.token,
+                        cpu=lost.cpu,
+                        gpu=lost.gpu,
+                        gpu_share=lost.gpu_share,
+                    )
                 )
         except RedisError as e:
             logger.warning("machine %s: leases not renewed: %s", self.name, e)

@@ -355,3 +355,18 @@ def test_busy_gpus_count_as_full(redis_client) -> None:
     assert third is None
     assert ledger.reserve("m", "d", 0.1, gpu_share=0.5, gpu_count=2, busy_gpus=[0, 1]) is None
     assert ledger.reserve("m", "e", 0.1, gpu_count=2, busy_gpus=[0, 1]) is not None
+
+
+def test_restore_writes_back_a_vanished_lease_without_a_fit_check(redis_client) -> None:
+    ledger = Ledger(redis_client)
+    running = ledger.reserve("m", "a", 0.6, gpu_share=0.5, gpu_count=2)
+    assert running is not None
+    redis_client.flushdb()
+    assert ledger.reserve("m", "b", 0.6, gpu_share=1.0, gpu_count=2) is not None
+
+    ledger.restore(running)
+
+    usage = ledger.usage("m", 2)
+    assert usage.cpu_used == pytest.approx(1.2)
+    assert ledger.confirm("m", "a", running.token)
+    assert {lease.owner: lease.gpu for lease in usage.leases}["a"] == running.gpu
