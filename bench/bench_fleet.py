@@ -21,8 +21,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-# The measurement lives with the load test (tests/integration/test_load.py), which is not
-# an installed package: run from a checkout.
+# The measurement lives with the load test (tests/integration/workers/test_load.py), which
+# is not an installed package: run from a checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import Settings
@@ -30,7 +30,7 @@ from fglab.app import create_app
 from fglab.embedded import mongo
 from fglab.store import Store
 from tests.integration.fleet import Fleet
-from tests.integration.test_load import CAPACITY, DRAIN_TIMEOUT, launched, run_load
+from tests.integration.workers.test_load import CAPACITY, DRAIN_TIMEOUT, launched, run_load
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ new user sees a finished experiment within a minute.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import logging
@@ -35,6 +34,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from config import Settings
+from fglab.embedded import die_with_parent
 from fglab.embedded import mongo as embedded_mongo
 from fglab.embedded import redis as embedded_redis
 
@@ -48,7 +48,7 @@ POLL = 0.2
 DEMO_NAME = "demo"
 DEMO_DIR = Path(__file__).parent / "demo"
 
-#: Settings field -> the variable `config.settings` reads it from.
+
 def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """`base` with every setting `fglab up` resolved spelled as its variable."""
     env = settings.to_env(base)
@@ -314,17 +314,6 @@ def _add_implementation(path: Path, project_id: str, entry: Mapping[str, Any]) -
 
 # The process tree ---------------------------------------------------------------------
 
-try:  # looked up here, not in the forked child, where only async-signal-safe work belongs
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGKILL if `fglab up` is killed without stopping it."""
-    if _prctl is not None:
-        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
 
 class _Signals:
     """SIGINT and SIGTERM set `received` instead of interrupting; restored on exit."""
@@ -381,7 +370,7 @@ class _Tree:
             env=dict(env),
             stdin=subprocess.DEVNULL,
             process_group=0,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.children.append(_Child(name, process, group=True))
         logger.info("fglab up: started %s (pid %d)", name, process.pid)

@@ -22,6 +22,18 @@ DELIVER_WEBHOOK = "fglab.deliver_webhook"
 #: Write a template entry for a project into a machine's projects.json ("Add to machine").
 ADD_PROJECT = "fglab.add_project"
 
+#: The projects.json entry "Add to machine" writes (FGMachine's template, with working
+#: values); FGLab's project page shows the same entry to copy by hand.
+PROJECT_TEMPLATE: dict[str, Any] = {
+    "cwd": ".",
+    "command": "python",
+    "args": [],
+    "options": "double-dash",
+    "boolean": "mandatory",
+    "capacity": 1,
+    "results": "results",
+}
+
 #: The server-side queue (scheduler, maintenance, webhooks).
 SERVER_QUEUE = "fglab"
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.contract import PROJECT_TEMPLATE
 from worker.argv import BOOLEAN_MODES, STYLES
 
 logger = logging.getLogger(__name__)
@@ -32,17 +33,6 @@ DEFAULTS: dict[str, Any] = {
     "args": [],
     "options": "double-dash",
     "boolean": "mandatory",
-}
-
-#: What FGLab's "Add to machine" writes: FGMachine's template with working values.
-TEMPLATE: dict[str, Any] = {
-    "cwd": ".",
-    "command": "python",
-    "args": [],
-    "options": "double-dash",
-    "boolean": "mandatory",
-    "capacity": 1,
-    "results": "results",
 }
 
 
@@ -168,7 +158,7 @@ class ProjectsFile:
             if project_id in data:
                 logger.info("projects.json already has project %s; left unchanged", project_id)
                 return
-            data[project_id] = dict(TEMPLATE)
+            data[project_id] = dict(PROJECT_TEMPLATE)
             self._write(data)
             logger.info("projects.json: added template for project %s at %s", project_id, self.path)
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,20 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fglab.embedded import die_with_parent
+
 logger = logging.getLogger(__name__)
 
 LOCAL_URL = "redis://127.0.0.1:6379/0"
-
-try:  # looked up here, not in the forked child, where only async-signal-safe work belongs
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the child gets SIGKILL if `fglab up` dies without stopping it."""
-    if _prctl is not None:
-        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class RedisStartError(RuntimeError):
@@ -115,7 +104,7 @@ def _start_redis_server(server: str, data_dir: Path, wait: float) -> RedisProces
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         process_group=0,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + wait
@@ -138,7 +127,7 @@ def _start_fakeredis(wait: float) -> RedisProcess:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         process_group=0,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     assert process.stdout is not None
     line = process.stdout.readline().decode(errors="replace").strip()

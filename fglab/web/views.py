@@ -22,6 +22,7 @@ from jinja2 import Undefined
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.jsonify import to_json_value
+from tasks.contract import PROJECT_TEMPLATE
 from tasks.fields import is_large_ref
 from tasks.states import ACTIVE, TERMINAL, Status
 
@@ -35,18 +36,6 @@ pages = Blueprint(
 
 #: A machine whose last heartbeat is older than this is shown as silent.
 LIVE_WITHIN = timedelta(seconds=30)
-
-#: The projects.json entry FGMachine's "Add to machine" wrote, with working values.
-#: (The worker keeps its own copy, ``worker.projects.TEMPLATE``: fglab never imports worker.)
-MACHINE_TEMPLATE: dict[str, Any] = {
-    "cwd": ".",
-    "command": "python",
-    "args": [],
-    "options": "double-dash",
-    "boolean": "mandatory",
-    "capacity": 1,
-    "results": "results",
-}
 
 STATUSES = tuple(str(s) for s in Status)
 
@@ -105,7 +94,7 @@ def project(project_id: str) -> str:
     experiments = store.list_experiments(project["_id"])
     score_names = _score_names(experiments)
     rows = [_row(doc, schema, score_names) for doc in experiments]
-    template = {str(project["_id"]): MACHINE_TEMPLATE}
+    template = {str(project["_id"]): PROJECT_TEMPLATE}
     return render_template(
         "project.html",
         project=project,

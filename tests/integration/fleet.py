@@ -1,4 +1,8 @@
-"""Real worker processes for integration tests: machines and FGLab's scheduler."""
+"""Real worker processes for integration tests: machines and FGLab's scheduler.
+
+Also the helpers the tests under ``tests/integration/workers`` share: projects.json
+entries for the test program, experiment and machine records, submissions.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,25 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bson import ObjectId
+
 from config import Settings
 
 T = TypeVar("T")
+
+#: The experiment program the workers launch (its modes: ``--mode write``, ``sleep``...).
+PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
+#: The options every test project has; tests add their own to it.
+SCHEMA: dict[str, dict[str, Any]] = {
+    "mode": {"type": "string", "default": "write"},
+    "until": {"type": "string", "default": "none"},
+}
 
 
 def wait_for(
@@ -137,3 +152,89 @@ class Fleet:
     def stop_all(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+    def print_logs(self) -> None:
+        """The tail of each process's log (pytest shows it only when the test failed)."""
+        for process in self.processes:
+            print(f"===== {process.name} =====\n{process.output()[-6000:]}")
+
+
+def new_project(store: Any, schema: Mapping[str, Any] = SCHEMA, prefix: str = "p") -> dict:
+    """A project with `schema` and a fresh name, as stored."""
+    return store.get_project(store.create_project(f"{prefix}-{uuid.uuid4().hex[:6]}", schema))
+
+
+def implementation(tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    """A projects.json entry running PROGRAM in `tmp_path`, with `changes`."""
+    return {
+        "cwd": str(tmp_path),
+        "command": sys.executable,
+        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
+        "options": "double-dash",
+        "boolean": "mandatory",
+        "capacity": 1,
+        "results": str(tmp_path / "results"),
+        **changes,
+    }
+
+
+def machine_name() -> str:
+    return f"m{uuid.uuid4().hex[:8]}"
+
+
+def machine(store: Any, name: str) -> dict:
+    """The machine record, or {} while there is none."""
+    return store.machines.find_one({"_id": name}) or {}
+
+
+def live(store: Any, name: str) -> Callable[[], Any]:
+    """A condition for `wait_for`: the machine's last heartbeat, once it has one."""
+    return lambda: machine(store, name).get("_heartbeat")
+
+
+def serves(store: Any, name: str, project: Mapping[str, Any]) -> Callable[[], bool]:
+    """A condition for `wait_for`: the machine publishes `project` (projects.json was read)."""
+    return lambda: str(project["_id"]) in machine(store, name).get("projects", {})
+
+
+def experiment(store: Any, experiment_id: str) -> dict:
+    """The experiment record, or {} while there is none."""
+    return store.experiments.find_one({"_id": ObjectId(experiment_id)}) or {}
+
+
+def status_of(store: Any, experiment_id: str) -> str | None:
+    return experiment(store, experiment_id).get("_status")
+
+
+def submit(client: Any, project: Mapping[str, Any], queue=True, query="", **options) -> str:
+    """Submit one experiment of `project` through the API; its ID.
+
+    The body has every option of the project's schema (FGLab wants them all): its default,
+    or the value given here, spelled as a string where the schema says "string" (so paths
+    and numbers may be given as they are). `query` adds to the URL's query string.
+    """
+    schema = project["schema"]
+    body = {name: spec["default"] for name, spec in schema.items()}
+    for name, value in options.items():
+        body[name] = str(value) if schema.get(name, {}).get("type") == "string" else value
+    args = "&".join(part for part in ("queue=true" if queue else "", query) if part)
+    answer = client.post(
+        f"/api/v1/projects/{project['_id']}/experiment{'?' + args if args else ''}", json=body
+    )
+    assert answer.status_code == 201, answer.json
+    return answer.json["_id"]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def ledger_empty(ledger: Any, name: str, gpus: int = 0) -> bool:
+    """No lease of the machine is left, and nothing of its CPU or GPUs is taken."""
+    usage = ledger.usage(name, gpus)
+    return usage.cpu_used == 0 and not usage.leases and not any(usage.gpu_used)

@@ -8,21 +8,7 @@ import time
 import pytest
 
 from fglab.charts import ChartError, lttb, prepare_chart, prepare_charts
-
-# The seed's Multiple XY Line Chart example.
-SEED_CHART = {
-    "columnNames": ["train", "val", "x1", "x2"],
-    "data": {
-        "xs": {"train": "x1", "val": "x2"},
-        "columns": [
-            [1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.0],
-            [1.0, 0.9, 0.6, 0.4, 0.3],
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-            [2, 6, 8, 9, 11],
-        ],
-    },
-    "axis": {"x": {"label": {"text": "Iterations"}}, "y": {"label": {"text": "Losses"}}},
-}
+from tests.examples import SEED_CHART
 
 
 def columns_by_name(config: dict) -> dict[str, list]:

@@ -11,16 +11,7 @@ from fglab.schema import (
     validate_options,
     validate_schema,
 )
-
-# The original FGLab's example project schema.
-EXAMPLE = {
-    "seed": {"type": "int", "default": 123},
-    "model": {"type": "string", "default": "cnn"},
-    "batchSize": {"type": "int", "default": 32},
-    "optimiser": {"type": "enum", "default": "adam", "values": ["sgd", "adam", "rmsprop"]},
-    "learningRate": {"type": "float", "default": 0.001},
-    "L2": {"type": "bool", "default": False},
-}
+from tests.examples import EXAMPLE_SCHEMA
 
 GOOD = {
     "seed": 1,
@@ -34,7 +25,7 @@ GOOD = {
 
 @pytest.fixture
 def schema() -> dict[str, dict]:
-    return validate_schema(EXAMPLE)
+    return validate_schema(EXAMPLE_SCHEMA)
 
 
 def exactly(text: str) -> str:
@@ -45,8 +36,8 @@ def exactly(text: str) -> str:
 
 
 def test_example_schema_validates_and_keeps_order(schema: dict[str, dict]) -> None:
-    assert schema == EXAMPLE
-    assert list(schema) == list(EXAMPLE)
+    assert schema == EXAMPLE_SCHEMA
+    assert list(schema) == list(EXAMPLE_SCHEMA)
 
 
 def test_schema_is_normalised() -> None:

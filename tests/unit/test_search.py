@@ -8,15 +8,7 @@ import pytest
 
 from fglab.schema import validate_options, validate_schema
 from fglab.search import MAX_COMBINATIONS, SearchError, grid, random_search
-
-EXAMPLE = {
-    "seed": {"type": "int", "default": 123},
-    "model": {"type": "string", "default": "cnn"},
-    "batchSize": {"type": "int", "default": 32},
-    "optimiser": {"type": "enum", "default": "adam", "values": ["sgd", "adam", "rmsprop"]},
-    "learningRate": {"type": "float", "default": 0.001},
-    "L2": {"type": "bool", "default": False},
-}
+from tests.examples import EXAMPLE_SCHEMA
 
 SPEC = {
     "batchSize": {"min": 16, "max": 128, "steps": 3},
@@ -29,7 +21,7 @@ SPEC = {
 
 @pytest.fixture
 def schema() -> dict[str, dict]:
-    return validate_schema(EXAMPLE)
+    return validate_schema(EXAMPLE_SCHEMA)
 
 
 @pytest.fixture

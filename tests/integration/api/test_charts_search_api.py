@@ -9,36 +9,7 @@ import pytest
 from bson import ObjectId
 
 from tasks.fields import is_large_ref, store_field_value
-from tests.integration.api.helpers import EXAMPLE_SCHEMA, OPTIONS, submit, upload_schema
-
-#: The seed's example "Multiple XY Line Chart" (FGMachine README).
-SEED_CHARTS: dict[str, Any] = {
-    "columnNames": ["train", "val", "x1", "x2"],
-    "data": {
-        "xs": {"train": "x1", "val": "x2"},
-        "columns": [
-            [1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.0],
-            [1.0, 0.9, 0.6, 0.4, 0.3],
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-            [2, 6, 8, 9, 11],
-        ],
-    },
-    "axis": {"x": {"label": {"text": "Iterations"}}, "y": {"label": {"text": "Losses"}}},
-}
-
-
-@pytest.fixture
-def project(client) -> dict[str, Any]:
-    response = upload_schema(client, EXAMPLE_SCHEMA, "mnist.json")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-@pytest.fixture
-def experiment_id(client, project) -> str:
-    response = submit(client, project["_id"], OPTIONS)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["_id"]
+from tests.examples import SEED_CHART
 
 
 def _search(client, project: dict[str, Any], body: Any) -> Any:
@@ -53,7 +24,7 @@ def _options_of(store, ids: list[str]) -> list[dict[str, Any]]:
 
 
 def test_seed_chart_becomes_a_c3_config(client, store, experiment_id) -> None:
-    store.set_fields(experiment_id, {"_charts": SEED_CHARTS})
+    store.set_fields(experiment_id, {"_charts": SEED_CHART})
 
     response = client.get(f"/api/v1/experiments/{experiment_id}/charts")
 
@@ -67,7 +38,7 @@ def test_seed_chart_becomes_a_c3_config(client, store, experiment_id) -> None:
     ]
     assert chart["data"]["xs"] == {"train": "x1", "val": "x2"}
     assert "columnNames" not in chart
-    assert chart["axis"] == SEED_CHARTS["axis"]
+    assert chart["axis"] == SEED_CHART["axis"]
     assert chart["point"] == {"show": False}
     assert chart["zoom"] == {"enabled": True}
 
@@ -78,7 +49,7 @@ def test_a_list_of_charts_keeps_its_order_and_settings(client, store, experiment
         "data": {"columns": [[0.1, 0.5]], "type": "bar"},
         "point": {"show": True},
     }
-    store.set_fields(experiment_id, {"_charts": [SEED_CHARTS, second]})
+    store.set_fields(experiment_id, {"_charts": [SEED_CHART, second]})
 
     charts = client.get(f"/api/v1/experiments/{experiment_id}/charts").get_json()
 
@@ -121,7 +92,7 @@ def test_large_chart_is_read_from_gridfs_and_downsampled(client, store, db, expe
 
 @pytest.mark.parametrize("points", ["many", "2", "1000001"])
 def test_bad_points_is_400(client, store, experiment_id, points: str) -> None:
-    store.set_fields(experiment_id, {"_charts": SEED_CHARTS})
+    store.set_fields(experiment_id, {"_charts": SEED_CHART})
 
     response = client.get(f"/api/v1/experiments/{experiment_id}/charts?points={points}")
 
@@ -130,7 +101,7 @@ def test_bad_points_is_400(client, store, experiment_id, points: str) -> None:
 
 
 def test_malformed_charts_are_400_with_the_reason(client, store, experiment_id) -> None:
-    store.set_fields(experiment_id, {"_charts": [SEED_CHARTS, {"columnNames": ["a"], "data": {}}]})
+    store.set_fields(experiment_id, {"_charts": [SEED_CHART, {"columnNames": ["a"], "data": {}}]})
 
     response = client.get(f"/api/v1/experiments/{experiment_id}/charts")
 

@@ -2,110 +2,42 @@
 
 from __future__ import annotations
 
-import sys
-import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import fakeredis
 import pytest
-from bson import ObjectId
-from redis import Redis
 
 from config import Settings
 from fglab.extensions import services
 from fglab.scheduler import Scheduler
 from fglab.store import now
 from tasks.contract import RunRequest
-from tasks.ledger import Ledger
-from tests.integration.fleet import Fleet, wait_for
+from tests.integration.fleet import (
+    implementation,
+    ledger_empty,
+    live,
+    machine,
+    machine_name,
+    new_project,
+    status_of,
+    submit,
+    wait_for,
+)
 from worker.machine import Machine, Running
 
-PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
-SCHEMA = {
-    "mode": {"type": "string", "default": "write"},
-    "until": {"type": "string", "default": "none"},
-}
 DRAINED = "every machine that implements this project is drained"
 FULL = "all capacity in use"
 
 
 @pytest.fixture
 def settings(settings):
-    return settings.with_changes(
-        lease_ttl=4.0, heartbeat=0.5, kill_grace=2.0, drain_after_failures=2, drain_window=60.0
-    )
-
-
-@pytest.fixture
-def fleet(settings, tmp_path):
-    fleet = Fleet(settings, tmp_path / "fleet")
-    yield fleet
-    fleet.stop_all()
-    for process in fleet.processes:  # shown by pytest only when the test failed
-        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
-
-
-@pytest.fixture
-def project(store):
-    return store.get_project(store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA))
-
-
-@pytest.fixture
-def ledger(settings):
-    client = Redis.from_url(settings.redis)
-    yield Ledger(client, ttl=settings.lease_ttl)
-    client.close()
-
-
-def implementation(tmp_path: Path, **changes):
-    return {
-        "cwd": str(tmp_path),
-        "command": sys.executable,
-        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
-        "options": "double-dash",
-        "boolean": "mandatory",
-        "capacity": 1,
-        "results": str(tmp_path / "results"),
-        **changes,
-    }
-
-
-def machine_name() -> str:
-    return f"m{uuid.uuid4().hex[:8]}"
-
-
-def machine(store, name: str) -> dict:
-    return store.machines.find_one({"_id": name}) or {}
-
-
-def live(store, name: str):
-    return lambda: machine(store, name).get("_heartbeat")
-
-
-def status_of(store, experiment_id: str) -> str | None:
-    doc = store.experiments.find_one({"_id": ObjectId(experiment_id)})
-    return doc and doc["_status"]
-
-
-def submit(client, project, queue=True, **options) -> str:
-    body = {"mode": "write", "until": "none", **options}
-    answer = client.post(
-        f"/api/v1/projects/{project['_id']}/experiment{'?queue=true' if queue else ''}", json=body
-    )
-    assert answer.status_code == 201, answer.json
-    return answer.json["_id"]
+    return settings.with_changes(drain_after_failures=2, drain_window=60.0)
 
 
 def read(client, experiment_id: str) -> dict:
     answer = client.get(f"/api/v1/experiments/{experiment_id}")
     assert answer.status_code == 200, answer.json
     return answer.json
-
-
-def ledger_empty(ledger: Ledger, name: str) -> bool:
-    usage = ledger.usage(name)
-    return usage.cpu_used == 0 and not usage.leases
 
 
 def test_a_drained_machine_finishes_its_work_and_takes_new_work_only_after_resume(
@@ -147,7 +79,7 @@ def test_a_drained_machine_finishes_its_work_and_takes_new_work_only_after_resum
 
 
 def test_a_machine_that_cannot_start_programs_drains_itself(client, store, fleet, tmp_path):
-    broken = store.get_project(store.create_project(f"broken-{uuid.uuid4().hex[:6]}", SCHEMA))
+    broken = new_project(store, prefix="broken")
     name = machine_name()
     impl = implementation(tmp_path, command="/nonexistent/fglab-trainer")
     fleet.start_machine(name, {str(broken["_id"]): impl})
@@ -234,12 +166,7 @@ def test_gpu_memory_taken_outside_the_fleet_is_named_and_avoided(
     client, store, project, ledger, settings
 ):
     name = gpu_machine(store, project, gpu_busy=[0, 1])
-    answer = client.post(
-        f"/api/v1/projects/{project['_id']}/experiment?queue=true",
-        json={"mode": "write", "until": "none"},
-    )
-    assert answer.status_code == 201, answer.json
-    doc = read(client, answer.json["_id"])
+    doc = read(client, submit(client, project))
     assert doc["_status"] == "queued"
     assert doc["_waiting"] == (
         f"all capacity in use; GPU memory on {name} is taken by processes outside the fleet"

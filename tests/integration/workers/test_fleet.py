@@ -3,75 +3,24 @@
 from __future__ import annotations
 
 import json
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
 from bson import ObjectId
 
-from tests.integration.fleet import Fleet, wait_for
-
-PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
-SCHEMA = {
-    "mode": {"type": "string", "default": "write"},
-    "until": {"type": "string", "default": "none"},
-}
-
-
-@pytest.fixture
-def settings(settings):
-    return settings.with_changes(lease_ttl=4.0, heartbeat=0.5, kill_grace=2.0)
-
-
-@pytest.fixture
-def fleet(settings, tmp_path):
-    fleet = Fleet(settings, tmp_path / "fleet")
-    yield fleet
-    fleet.stop_all()
-    for process in fleet.processes:  # shown by pytest only when the test failed
-        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
-
-
-@pytest.fixture
-def project(store):
-    project_id = store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA)
-    return store.get_project(project_id)
-
-
-def implementation(tmp_path: Path, **changes):
-    return {
-        "cwd": str(tmp_path),
-        "command": sys.executable,
-        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
-        "options": "double-dash",
-        "boolean": "mandatory",
-        "capacity": 1,
-        "results": str(tmp_path / "results"),
-        **changes,
-    }
-
-
-def machine_name() -> str:
-    return f"m{uuid.uuid4().hex[:8]}"
-
-
-def live(store, name: str):
-    return lambda: (store.machines.find_one({"_id": name}) or {}).get("_heartbeat")
-
-
-def status_of(store, experiment_id: str):
-    doc = store.experiments.find_one({"_id": ObjectId(experiment_id)})
-    return doc and doc["_status"]
-
-
-def submit(client, project, queue=True, **options):
-    body = {"mode": "write", "until": "none", **options}
-    answer = client.post(
-        f"/api/v1/projects/{project['_id']}/experiment{'?queue=true' if queue else ''}", json=body
-    )
-    assert answer.status_code == 201, answer.json
-    return answer.json["_id"]
+from tests.integration.fleet import (
+    SCHEMA,
+    experiment,
+    implementation,
+    ledger_empty,
+    live,
+    machine_name,
+    new_project,
+    process_alive,
+    serves,
+    status_of,
+    submit,
+    wait_for,
+)
 
 
 def test_results_land_in_mongodb_and_gridfs(client, store, fleet, project, tmp_path):
@@ -100,22 +49,6 @@ def test_results_land_in_mongodb_and_gridfs(client, store, fleet, project, tmp_p
 def running_on(store, ids):
     docs = store.experiments.find({"_id": {"$in": [ObjectId(i) for i in ids]}})
     return {str(d["_id"]): d for d in docs}
-
-
-def ledger_empty(ledger, name, gpus=0):
-    usage = ledger.usage(name, gpus)
-    return usage.cpu_used == 0 and not usage.leases and not any(usage.gpu_used)
-
-
-@pytest.fixture
-def ledger(settings):
-    from redis import Redis
-
-    from tasks.ledger import Ledger
-
-    client = Redis.from_url(settings.redis)
-    yield Ledger(client, ttl=settings.lease_ttl)
-    client.close()
 
 
 def test_capacity_half_runs_two_and_the_third_starts_when_one_ends(
@@ -156,15 +89,15 @@ def test_gpu_slots_fit_on_one_gpu_each_and_the_fifth_waits(
 
     gate = tmp_path / "gate"
     ids = [submit(client, project, mode="sleep", until=str(gate)) for _ in range(5)]
-    wait_for(
-        lambda: sum(status_of(store, i) == "running" for i in ids) == 4, what="four running"
-    )
+    wait_for(lambda: sum(status_of(store, i) == "running" for i in ids) == 4, what="four running")
     assert status_of(store, ids[4]) == "queued"
     results = tmp_path / "results"
     envs = wait_for(
-        lambda: [json.loads((results / i / "env.json").read_text()) for i in ids[:4]]
-        if all((results / i / "env.json").exists() for i in ids[:4])
-        else None,
+        lambda: (
+            [json.loads((results / i / "env.json").read_text()) for i in ids[:4]]
+            if all((results / i / "env.json").exists() for i in ids[:4])
+            else None
+        ),
         what="programs report their GPU",
     )
     visible = sorted(env["gpu_env"]["CUDA_VISIBLE_DEVICES"] for env in envs)
@@ -182,7 +115,7 @@ def test_gpu_slots_fit_on_one_gpu_each_and_the_fifth_waits(
 def test_two_machines_share_work_and_a_project_goes_only_where_implemented(
     client, store, fleet, project, tmp_path
 ):
-    other = store.get_project(store.create_project(f"only-{uuid.uuid4().hex[:6]}", SCHEMA))
+    other = new_project(store, prefix="only")
     first, second = sorted([machine_name(), machine_name()])
     fleet.start_scheduler()
     fleet.start_machine(
@@ -210,7 +143,7 @@ def test_two_machines_share_work_and_a_project_goes_only_where_implemented(
 def test_failing_missing_and_killed_programs_end_with_their_reason(
     client, store, fleet, project, ledger, tmp_path
 ):
-    broken = store.get_project(store.create_project(f"broken-{uuid.uuid4().hex[:6]}", SCHEMA))
+    broken = new_project(store, prefix="broken")
     name = machine_name()
     fleet.start_scheduler()
     fleet.start_machine(
@@ -236,10 +169,9 @@ def test_failing_missing_and_killed_programs_end_with_their_reason(
     assert "No such file or directory" in reason
 
     pids_file = tmp_path / "pids.json"
-    store_schema_with_pids = store.create_project(
-        f"tree-{uuid.uuid4().hex[:6]}", {**SCHEMA, "pids": {"type": "string", "default": "x"}}
+    tree_project = new_project(
+        store, {**SCHEMA, "pids": {"type": "string", "default": "x"}}, prefix="tree"
     )
-    tree_project = store.get_project(store_schema_with_pids)
     fleet.write_projects(
         name,
         {
@@ -247,18 +179,8 @@ def test_failing_missing_and_killed_programs_end_with_their_reason(
             str(tree_project["_id"]): implementation(tmp_path, capacity=0.3),
         },
     )
-    wait_for(
-        lambda: str(tree_project["_id"]) in (store.machines.find_one({"_id": name}) or {}).get(
-            "projects", {}
-        ),
-        what="projects.json reload",
-    )
-    answer = client.post(
-        f"/api/v1/projects/{tree_project['_id']}/experiment",
-        json={"mode": "tree", "until": "none", "pids": str(pids_file)},
-    )
-    assert answer.status_code == 201, answer.json
-    killed = answer.json["_id"]
+    wait_for(serves(store, name, tree_project), what="projects.json reload")
+    killed = submit(client, tree_project, queue=False, mode="tree", pids=pids_file)
     pids = wait_for(
         lambda: json.loads(pids_file.read_text()) if pids_file.exists() else None,
         what="program tree started",
@@ -270,18 +192,12 @@ def test_failing_missing_and_killed_programs_end_with_their_reason(
     wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
 
 
-def test_logs_are_complete_in_order_live_and_after_the_end(
-    client, store, fleet, project, tmp_path
-):
+def test_logs_are_complete_in_order_live_and_after_the_end(client, store, fleet, project, tmp_path):
     name = machine_name()
     fleet.start_scheduler()
     fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
     wait_for(live(store, name), what="machine registration")
-    printer = store.get_project(
-        store.create_project(
-            f"print-{uuid.uuid4().hex[:6]}", {**SCHEMA, "lines": {"type": "int", "default": 10}}
-        )
-    )
+    printer = new_project(store, {**SCHEMA, "lines": {"type": "int", "default": 10}}, "print")
     fleet.write_projects(
         name,
         {
@@ -289,18 +205,8 @@ def test_logs_are_complete_in_order_live_and_after_the_end(
             str(printer["_id"]): implementation(tmp_path),
         },
     )
-    wait_for(
-        lambda: str(printer["_id"]) in (store.machines.find_one({"_id": name}) or {}).get(
-            "projects", {}
-        ),
-        what="projects.json reload",
-    )
-    answer = client.post(
-        f"/api/v1/projects/{printer['_id']}/experiment",
-        json={"mode": "print", "until": "none", "lines": 2000},
-    )
-    assert answer.status_code == 201, answer.json
-    experiment_id = answer.json["_id"]
+    wait_for(serves(store, name, printer), what="projects.json reload")
+    experiment_id = submit(client, printer, queue=False, mode="print", lines=2000)
     wait_for(lambda: status_of(store, experiment_id) == "success", what="success")
 
     expected_out = "".join(f"line {i}\n" for i in range(0, 2000, 2))
@@ -333,14 +239,6 @@ def read_log(client, experiment_id: str) -> tuple[str, str]:
         after = page["last"]
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX"
-
-
 def test_queued_work_starts_when_a_machine_appears(client, store, fleet, project, tmp_path):
     fleet.start_scheduler()
     experiment_id = submit(client, project, mode="write")
@@ -370,33 +268,21 @@ def test_add_to_machine_writes_a_template_the_machine_then_serves(
         what="template in projects.json",
     )
     assert entry["command"] and entry["options"] == "double-dash" and entry["capacity"] == 1
-    wait_for(
-        lambda: str(project["_id"]) in (store.machines.find_one({"_id": name}) or {}).get(
-            "projects", {}
-        ),
-        what="machine publishes the project",
-    )
+    wait_for(serves(store, name, project), what="machine publishes the project")
 
 
-def test_a_chart_of_a_million_points_is_stored_and_served_whole(
-    client, store, fleet, tmp_path
-):
+def test_a_chart_of_a_million_points_is_stored_and_served_whole(client, store, fleet, tmp_path):
     schema = {**SCHEMA, "points": {"type": "int", "default": 10}}
-    big = store.get_project(store.create_project(f"big-{uuid.uuid4().hex[:6]}", schema))
+    big = new_project(store, schema, prefix="big")
     name = machine_name()
     fleet.start_scheduler()
     fleet.start_machine(name, {str(big["_id"]): implementation(tmp_path)})
     wait_for(live(store, name), what="machine registration")
 
-    answer = client.post(
-        f"/api/v1/projects/{big['_id']}/experiment",
-        json={"mode": "bigchart", "until": "none", "points": 500_000},
-    )
-    assert answer.status_code == 201, answer.json
-    experiment_id = answer.json["_id"]
+    experiment_id = submit(client, big, queue=False, mode="bigchart", points=500_000)
     wait_for(lambda: status_of(store, experiment_id) == "success", timeout=120, what="success")
 
-    raw = store.experiments.find_one({"_id": ObjectId(experiment_id)})
+    raw = experiment(store, experiment_id)
     assert "_fglab_large" in raw["_charts"]
     chart = client.get(f"/api/v1/experiments/{experiment_id}").json["_charts"]
     train, val, x1, x2 = chart["data"]["columns"]

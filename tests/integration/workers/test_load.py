@@ -6,7 +6,7 @@ launch appends its ``--_id=...`` option to a shared file, so a launch that happe
 (or never) shows. The figures (experiments/s, time to drain, latencies) are printed in
 the test output; ``bench/bench_fleet.py`` runs the same measurement by hand.
 
-    FGLAB_LOAD_EXPERIMENTS=200 pytest tests/integration/test_load.py -s
+    FGLAB_LOAD_EXPERIMENTS=200 pytest tests/integration/workers/test_load.py -s
 """
 
 from __future__ import annotations
@@ -219,24 +219,13 @@ def settings(settings):
 
 @pytest.fixture
 def fleet(settings, tmp_path, request):
+    """Logs are printed only after a failure: they are long, and this test is run with -s."""
     fleet = Fleet(settings, tmp_path / "fleet")
     failed_before = request.session.testsfailed
     yield fleet
     fleet.stop_all()
     if request.session.testsfailed > failed_before:
-        for process in fleet.processes:
-            print(f"===== {process.name} =====\n{process.output()[-6000:]}")
-
-
-@pytest.fixture
-def ledger(settings):
-    from redis import Redis
-
-    from tasks.ledger import Ledger
-
-    client = Redis.from_url(settings.redis)
-    yield Ledger(client, ttl=settings.lease_ttl)
-    client.close()
+        fleet.print_logs()
 
 
 def test_a_thousand_short_experiments_each_succeed_once_and_leave_nothing_behind(

@@ -11,8 +11,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +22,21 @@ from redis import Redis
 
 from fglab.embedded.redis import answers
 from fglab.extensions import services
-from tasks.ledger import Ledger
 from tasks.logs import log_key
-from tests.integration.fleet import Fleet, wait_for
+from tests.integration.fleet import (
+    SCHEMA,
+    Fleet,
+    experiment,
+    implementation,
+    ledger_empty,
+    live,
+    machine_name,
+    process_alive,
+    status_of,
+    submit,
+    wait_for,
+)
 from tests.integration.tcpproxy import TcpProxy
-
-PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
-SCHEMA = {
-    "mode": {"type": "string", "default": "write"},
-    "until": {"type": "string", "default": "none"},
-    "lines": {"type": "int", "default": 40},
-    "launches": {"type": "string", "default": "none"},
-}
 
 
 @dataclass
@@ -99,10 +100,9 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def settings(settings, request):
-    changed = settings.with_changes(lease_ttl=4.0, heartbeat=0.5, kill_grace=2.0)
     if "redis_server" in request.fixturenames:
-        changed = changed.with_changes(redis_url=request.getfixturevalue("redis_server").url)
-    return changed
+        return settings.with_changes(redis_url=request.getfixturevalue("redis_server").url)
+    return settings
 
 
 @pytest.fixture
@@ -114,62 +114,12 @@ def app(app):
 
 
 @pytest.fixture
-def fleet(settings, tmp_path):
-    fleet = Fleet(settings, tmp_path / "fleet")
-    yield fleet
-    fleet.stop_all()
-    for process in fleet.processes:  # shown by pytest only when the test failed
-        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
-
-
-@pytest.fixture
-def project(store):
-    return store.get_project(store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA))
-
-
-@pytest.fixture
-def ledger(settings):
-    client = Redis.from_url(settings.redis)
-    yield Ledger(client, ttl=settings.lease_ttl)
-    client.close()
-
-
-def implementation(tmp_path: Path, **changes):
+def project_schema():
     return {
-        "cwd": str(tmp_path),
-        "command": sys.executable,
-        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
-        "options": "double-dash",
-        "boolean": "mandatory",
-        "capacity": 1,
-        "results": str(tmp_path / "results"),
-        **changes,
+        **SCHEMA,
+        "lines": {"type": "int", "default": 40},
+        "launches": {"type": "string", "default": "none"},
     }
-
-
-def machine_name() -> str:
-    return f"m{uuid.uuid4().hex[:8]}"
-
-
-def live(store, name: str):
-    return lambda: (store.machines.find_one({"_id": name}) or {}).get("_heartbeat")
-
-
-def experiment(store, experiment_id: str) -> dict:
-    return store.experiments.find_one({"_id": ObjectId(experiment_id)}) or {}
-
-
-def status_of(store, experiment_id: str) -> str | None:
-    return experiment(store, experiment_id).get("_status")
-
-
-def submit(client, project, queue=True, **options) -> str:
-    body = {"mode": "write", "until": "none", "lines": 40, "launches": "none", **options}
-    answer = client.post(
-        f"/api/v1/projects/{project['_id']}/experiment{'?queue=true' if queue else ''}", json=body
-    )
-    assert answer.status_code == 201, answer.json
-    return answer.json["_id"]
 
 
 def read_log(client, experiment_id: str) -> tuple[str, str, str]:
@@ -184,11 +134,6 @@ def read_log(client, experiment_id: str) -> tuple[str, str, str]:
         if not page["entries"]:
             return "".join(out), "".join(err), source
         after = page["last"]
-
-
-def ledger_empty(ledger: Ledger, name: str) -> bool:
-    usage = ledger.usage(name)
-    return usage.cpu_used == 0 and not usage.leases
 
 
 def test_a_redis_restart_mid_experiment_loses_no_output(
@@ -330,11 +275,3 @@ def test_results_wait_out_a_mongodb_outage(client, store, fleet, project, settin
         wait_for(lambda: not folder.exists(), what="results folder removed")
     finally:
         proxy.close()
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX"

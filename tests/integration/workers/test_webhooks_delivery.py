@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
 from bson import ObjectId
 
-from tests.integration.fleet import Fleet, wait_for
+from tests.integration.fleet import implementation, machine_name, status_of, submit, wait_for
 
-PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
-SCHEMA = {
-    "mode": {"type": "string", "default": "write"},
-    "until": {"type": "string", "default": "none"},
-}
 #: The endpoint answers 500 to this many POSTs on each path before it answers 200.
 FAILURES = 2
 
@@ -86,38 +78,7 @@ def dead_url() -> str:
 
 @pytest.fixture
 def settings(settings):
-    return settings.with_changes(webhook_backoff=0.2, lease_ttl=4.0, heartbeat=0.5)
-
-
-@pytest.fixture
-def fleet(settings, tmp_path):
-    fleet = Fleet(settings, tmp_path / "fleet")
-    yield fleet
-    fleet.stop_all()
-    for process in fleet.processes:  # shown by pytest only when the test failed
-        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
-
-
-@pytest.fixture
-def project(store):
-    return store.get_project(store.create_project(f"hooks-{uuid.uuid4().hex[:6]}", SCHEMA))
-
-
-def implementation(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "cwd": str(tmp_path),
-        "command": sys.executable,
-        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
-        "options": "double-dash",
-        "boolean": "mandatory",
-        "capacity": 1,
-        "results": str(tmp_path / "results"),
-    }
-
-
-def status_of(store, experiment_id: str) -> str | None:
-    doc = store.experiments.find_one({"_id": ObjectId(experiment_id)})
-    return doc and doc["_status"]
+    return settings.with_changes(webhook_backoff=0.2)
 
 
 def register(client, url: str, experiment_id: str, event: str) -> dict[str, str]:
@@ -152,19 +113,14 @@ def test_hooks_are_retried_with_backoff_until_delivered_and_a_dead_one_costs_not
     client, store, fleet, project, endpoint, dead_url, tmp_path
 ):
     fleet.start_scheduler()
-    answer = client.post(
-        f"/api/v1/projects/{project['_id']}/experiment?queue=true",
-        json={"mode": "write", "until": "none"},
-    )
-    assert answer.status_code == 201, answer.json
-    experiment_id = answer.json["_id"]
+    experiment_id = submit(client, project)
     assert status_of(store, experiment_id) == "queued"
     started = register(client, f"{endpoint.url}/started", experiment_id, "started")
     finished = register(client, f"{endpoint.url}/finished", experiment_id, "finished")
     dead = register(client, dead_url, experiment_id, "finished")
     other = register(client, f"{endpoint.url}/other", str(ObjectId()), "finished")
 
-    fleet.start_machine(f"m{uuid.uuid4().hex[:8]}", {str(project["_id"]): implementation(tmp_path)})
+    fleet.start_machine(machine_name(), {str(project["_id"]): implementation(tmp_path)})
     wait_for(lambda: status_of(store, experiment_id) == "success", timeout=60, what="success")
     good = wait_for(
         lambda: all_delivered(client, experiment_id, [started["url"], finished["url"]]),

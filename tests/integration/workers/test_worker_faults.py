@@ -11,19 +11,28 @@ import contextlib
 import json
 import os
 import signal
-import sys
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from bson import ObjectId
 
 from tasks.app import create_celery
 from tasks.contract import RUN_EXPERIMENT, RunRequest, machine_queue
-from tests.integration.fleet import Fleet, Process, wait_for
+from tests.integration.fleet import (
+    Fleet,
+    Process,
+    experiment,
+    implementation,
+    ledger_empty,
+    live,
+    machine_name,
+    new_project,
+    process_alive,
+    status_of,
+    submit,
+    wait_for,
+)
 
-PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
 #: Every option the program reads; a submission gives them all (FGLab's rule).
 OPTIONS = {
     "mode": "sleep",
@@ -39,19 +48,15 @@ LEASE_TTL = 3.0
 
 @pytest.fixture
 def settings(settings):
-    return settings.with_changes(lease_ttl=LEASE_TTL, heartbeat=0.5, kill_grace=2.0)
+    return settings.with_changes(lease_ttl=LEASE_TTL)
 
 
 @pytest.fixture
-def fleet(settings, tmp_path):
-    fleet = Fleet(settings, tmp_path / "fleet")
+def fleet(fleet):
     yield fleet
     for process in fleet.processes:  # a stopped worker would ignore TERM
         if process.alive():
             process.popen.send_signal(signal.SIGCONT)
-    fleet.stop_all()
-    for process in fleet.processes:  # shown by pytest only when the test failed
-        print(f"===== {process.name} =====\n{process.output()[-6000:]}")
 
 
 @pytest.fixture(autouse=True)
@@ -69,65 +74,14 @@ def _no_leftovers(tmp_path):
 
 
 @pytest.fixture
-def project(store):
-    return store.get_project(store.create_project(f"p-{uuid.uuid4().hex[:6]}", SCHEMA))
-
-
-@pytest.fixture
-def ledger(settings):
-    from redis import Redis
-
-    from tasks.ledger import Ledger
-
-    client = Redis.from_url(settings.redis)
-    yield Ledger(client, ttl=settings.lease_ttl)
-    client.close()
-
-
-def implementation(tmp_path: Path, **changes):
-    return {
-        "cwd": str(tmp_path),
-        "command": sys.executable,
-        "args": [str(PROGRAM), "--results", str(tmp_path / "results")],
-        "options": "double-dash",
-        "boolean": "mandatory",
-        "capacity": 1,
-        "results": str(tmp_path / "results"),
-        **changes,
-    }
-
-
-def machine_name() -> str:
-    return f"m{uuid.uuid4().hex[:8]}"
-
-
-def live(store, name: str):
-    return lambda: (store.machines.find_one({"_id": name}) or {}).get("_heartbeat")
+def project_schema():
+    return SCHEMA
 
 
 def start_live(fleet: Fleet, store, name: str, projects, **kwargs) -> Process:
     process = fleet.start_machine(name, projects, **kwargs)
     wait_for(live(store, name), what=f"machine {name} registration")
     return process
-
-
-def experiment(store, experiment_id: str):
-    return store.experiments.find_one({"_id": ObjectId(experiment_id)})
-
-
-def status_of(store, experiment_id: str):
-    doc = experiment(store, experiment_id)
-    return doc and doc["_status"]
-
-
-def submit(client, project, queue=True, query="", **options):
-    body = {**OPTIONS, **{k: str(v) for k, v in options.items()}}
-    args = "&".join(part for part in ("queue=true" if queue else "", query) if part)
-    answer = client.post(
-        f"/api/v1/projects/{project['_id']}/experiment{'?' + args if args else ''}", json=body
-    )
-    assert answer.status_code == 201, answer.json
-    return answer.json["_id"]
 
 
 def read_pids(path: Path):
@@ -145,19 +99,6 @@ def all_pids(*paths: Path) -> list[int] | None:
 
 def launches(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] not in "ZX"
-
-
-def ledger_empty(ledger, name: str) -> bool:
-    usage = ledger.usage(name)
-    return usage.cpu_used == 0 and not usage.leases
 
 
 def history(doc) -> dict:
@@ -407,7 +348,7 @@ def test_queued_work_survives_a_scheduler_restart(client, store, fleet, project,
 
 
 def test_a_program_past_its_timeout_is_stopped(client, store, fleet, project, ledger, tmp_path):
-    limited = store.get_project(store.create_project(f"t-{uuid.uuid4().hex[:6]}", SCHEMA))
+    limited = new_project(store, SCHEMA, prefix="t")
     name = machine_name()
     fleet.start_scheduler()
     start_live(
