@@ -40,7 +40,8 @@ def create_app(
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Shipped with FGLab (swagger-ui-dist 5.35), so the docs page works offline.
+        OPENAPI_SWAGGER_UI_URL="/assets/vendor/swagger-ui/",
     )
     if store is None:
         store = Store(mongo_client(settings)[settings.mongodb_db])

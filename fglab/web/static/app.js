@@ -6,10 +6,11 @@
  */
 "use strict";
 
+// Shipped with FGLab (d3 5.16, C3.js 0.7.20), so charts draw on networks without internet.
 const C3_URLS = {
-  d3: "https://cdn.jsdelivr.net/npm/d3@5/dist/d3.min.js",
-  c3: "https://cdn.jsdelivr.net/npm/c3@0.7/c3.min.js",
-  css: "https://cdn.jsdelivr.net/npm/c3@0.7/c3.min.css",
+  d3: "/assets/vendor/d3.min.js",
+  c3: "/assets/vendor/c3.min.js",
+  css: "/assets/vendor/c3.min.css",
 };
 const CDN_TIMEOUT_MS = 10000;
 const NOTES_INTERVAL_MS = 500;
@@ -493,7 +494,7 @@ async function drawCharts(base) {
     if (!window.c3) await loadScript(C3_URLS.c3);
   } catch (error) {
     say("charts-message",
-      `Charts are drawn with C3.js from cdn.jsdelivr.net, which could not be reached (${error.message}). `
+      `Charts are drawn with C3.js, which could not be loaded (${error.message}). `
       + `Their data is at ${base}/charts.`, true);
     return;
   }

@@ -77,3 +77,23 @@ def test_every_table_route_answers_in_the_app(app) -> None:
     }
 
     assert rules >= TABLE
+
+
+def test_docs_page_and_charts_use_assets_shipped_with_fglab(client):
+    """No CDN: the docs page and the charts work on a network without internet."""
+    html = client.get("/api/docs").get_data(as_text=True)
+    assert "https://" not in html.split("<body")[0]
+    for path in (
+        "/assets/vendor/swagger-ui/swagger-ui-bundle.js",
+        "/assets/vendor/swagger-ui/swagger-ui.css",
+        "/assets/vendor/d3.min.js",
+        "/assets/vendor/c3.min.js",
+        "/assets/vendor/c3.min.css",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert len(answer.data) > 1000
+        answer.close()
+    script = client.get("/assets/app.js")
+    assert "cdn." not in script.get_data(as_text=True)
+    script.close()
