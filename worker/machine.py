@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +39,6 @@ class Running:
     cpu: float
     gpu_share: float
     gpu: int | None
-    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class Machine:

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from bson import ObjectId
@@ -306,7 +305,3 @@ def _persist(machine: Machine, what: str, write: Callable[[], T]) -> T | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def results_folder(implementation: Implementation, experiment_id: str) -> Path:
-    return implementation.results / experiment_id

@@ -102,6 +102,7 @@ def project(project_id: str) -> str:
         score_names=score_names,
         rows=rows,
         machine_template=pretty(template),
+        machines=_machines_for(str(project["_id"]), store.list_machines()),
         page_data={"project_id": str(project["_id"]), "name": project["name"], "schema": schema},
     )
 
@@ -167,8 +168,10 @@ def machine(machine_id: str) -> str:
         live=is_live(doc),
         cpus=_cpu_summary(doc.get("cpus")),
         gpu_details=[g for g in doc.get("gpu_details") or [] if isinstance(g, dict)],
+        gpu_busy=_gpu_busy(doc.get("gpu_busy")),
         projects=[(pid, names.get(pid), impl) for pid, impl in projects.items()],
         experiments=[{**e, "project_name": names.get(str(e.get("_project_id")))} for e in running],
+        page_data={"machine_id": doc["_id"], "drained": bool(doc.get("drained"))},
     )
 
 
@@ -194,6 +197,33 @@ def gib(value: object) -> str:
 
 pages.add_app_template_filter(gib, "gib")
 pages.add_app_template_filter(show, "show")
+
+
+def _machines_for(project_id: str, machines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The machines an "Add to machine" button may reach, and those that implement it.
+
+    Live machines without the project get a button; machines that implement it are
+    listed (live or silent) without one; silent machines without it are left out, as
+    their worker would not receive the template.
+    """
+    shown = []
+    for m in machines:
+        projects = m.get("projects") if isinstance(m.get("projects"), dict) else {}
+        implements = project_id in projects
+        live = is_live(m)
+        if implements or live:
+            hostname = m.get("hostname") or m["_id"]
+            shown.append(
+                {"id": m["_id"], "hostname": hostname, "live": live, "implements": implements}
+            )
+    return shown
+
+
+def _gpu_busy(value: object) -> list[str]:
+    """The indexes of GPUs held outside the fleet, as text; nothing for a malformed field."""
+    if not isinstance(value, list):
+        return []
+    return [show(index) for index in value]
 
 
 def _score_names(experiments: list[dict[str, Any]]) -> list[str]:
