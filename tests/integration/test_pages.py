@@ -166,6 +166,45 @@ def test_project_page_shows_the_machine_template(client, project) -> None:
     )
 
 
+def test_project_page_lists_machines_to_add_the_project_to(client, store, project) -> None:
+    pid = project["_id"]
+    _machine(store, "gpu-b", beat_ago=2)  # live, without it: a button
+    _machine(store, "gpu-a", beat_ago=5, projects={pid: {"capacity": 1}})  # live, has it
+    _machine(store, "old-box", beat_ago=600, projects={pid: {"capacity": 1}})  # silent, has it
+    _machine(store, "gone-box", beat_ago=600, projects={})  # silent, without it: left out
+    _machine(store, "cpu-c", beat_ago=1, projects={"0123456789abcdef01234567": {}})
+
+    html = _page(client, f"/projects/{pid}")
+
+    machines = re.search(r'<ul class="list" id="add-machines">(.*?)</ul>', html, re.S).group(1)
+    items = re.findall(
+        r'<a href="/machines/([^"]+)">[^<]+</a>\s*<span class="badge (\w+)">\w+</span>\s*'
+        r'(?:<span class="muted implements">(implements) this project</span>|'
+        r'<button type="button" class="add-to-machine" data-machine="([^"]+)" '
+        r'data-message="add-message-\d+">Add to ([^<]+)</button>)',
+        machines,
+    )
+    assert items == [
+        ("cpu-c", "live", "", "cpu-c", "cpu-c"),
+        ("gpu-a", "live", "implements", "", ""),
+        ("gpu-b", "live", "", "gpu-b", "gpu-b"),
+        ("old-box", "silent", "implements", "", ""),
+    ]
+    assert "gone-box" not in html
+    assert 'id="add-message-1" role="status"' in machines
+    assert _page_data(html)["project_id"] == pid
+
+
+def test_project_page_without_live_machines_says_so(client, store, project) -> None:
+    _machine(store, "gone-box", beat_ago=600)
+
+    html = _page(client, f"/projects/{project['_id']}")
+
+    assert 'id="add-machines"' not in html
+    assert "add-to-machine" not in html
+    assert "No live machines" in html
+
+
 def test_project_page_escapes_what_people_wrote(client, store, project) -> None:
     experiment_id = _experiment(client, project)
     store.set_fields(experiment_id, {"_notes": "<script>alert(1)</script>"})
@@ -350,6 +389,69 @@ def test_silent_machine_without_heartbeat(client, store) -> None:
     assert "never" in html
     assert "serves no projects" in html
     assert "None running." in html
+
+
+def test_drained_machine_shows_why_and_a_resume_button(client, store) -> None:
+    _machine(
+        store,
+        "gpu-a",
+        beat_ago=1,
+        gpus=["H100", "H100"],
+        gpu_details=[{"index": 0, "name": "H100"}, {"index": 1, "name": "H100"}],
+        gpu_busy=[1],
+        drained=True,
+        drain_reason="3 experiments failed to start within 60s; last: <no python>",
+    )
+
+    html = _page(client, "/machines/gpu-a")
+
+    assert '<button type="button" id="resume">Resume</button>' in html
+    assert 'id="drain"' not in html
+    assert (
+        '<pre class="reason" id="drain-reason">3 experiments failed to start within 60s; '
+        "last: &lt;no python&gt;</pre>"
+    ) in html
+    assert '<tr><th>Busy GPUs</th><td id="gpu-busy">1 <span class="muted">' in html
+    busy = re.findall(r'<tr><td>(\d)( <span class="badge busy")?', html)
+    assert busy == [("0", ""), ("1", ' <span class="badge busy"')]
+    assert 'id="drain-message" role="status"' in html
+    assert _page_data(html) == {"machine_id": "gpu-a", "drained": True}
+
+
+def test_open_machine_has_a_drain_button_and_no_busy_gpus(client, store) -> None:
+    _machine(store, "gpu-b", beat_ago=1, gpu_busy=[], drain_reason=None)
+
+    html = _page(client, "/machines/gpu-b")
+
+    assert 'id="drain-reason-input" placeholder="Reason (optional)"' in html
+    assert '<button type="button" id="drain" class="danger">Drain</button>' in html
+    assert 'id="resume"' not in html
+    assert 'id="drain-reason"' not in html
+    assert "Busy GPUs" not in html
+    assert _page_data(html) == {"machine_id": "gpu-b", "drained": False}
+
+
+def test_draining_through_the_api_shows_on_the_page(client, store) -> None:
+    _machine(store, "gpu-c", beat_ago=1)
+
+    response = client.post("/api/v1/machines/gpu-c/drain", json={"reason": "disk swap"})
+    assert response.status_code == 200, response.get_json()
+    html = _page(client, "/machines/gpu-c")
+
+    assert '<span class="badge drained">drained</span>' in html
+    assert '<pre class="reason" id="drain-reason">disk swap</pre>' in html
+    assert 'id="resume"' in html
+
+
+def test_machine_script_is_wired(client) -> None:
+    script = client.get("/assets/app.js")
+
+    text = script.get_data(as_text=True)
+    script.close()
+    assert "function machinePage" in text
+    assert "machine: machinePage" in text
+    for route in ("/drain`", "/resume`", "/projects/${project}`"):
+        assert route in text
 
 
 # Not found --------------------------------------------------------------------------

@@ -2,7 +2,8 @@
  *
  * The server renders every page with its data; this script adds what needs the JSON API
  * (/api/v1/...): forms that submit, the experiments table's search/sort/columns/export,
- * live logs, auto-saved notes and charts. Every error shown is the API's {"error"} text.
+ * live logs, auto-saved notes, charts, and the machine buttons (drain, resume, add a
+ * project). Every error shown is the API's {"error"} text.
  */
 "use strict";
 
@@ -89,6 +90,7 @@ function projectPage() {
   setupExperimentForm(data);
   setupSearchForm(data);
   setupExperimentsTable(data);
+  setupAddToMachine(data);
 }
 
 function setupTabs() {
@@ -352,6 +354,25 @@ function setupExperimentsTable(data) {
   updateCount();
 }
 
+/** "Add to machine": the machine's worker writes a template entry into its projects.json. */
+function setupAddToMachine(data) {
+  for (const button of document.querySelectorAll("button.add-to-machine")) {
+    button.addEventListener("click", async () => {
+      const machine = encodeURIComponent(button.dataset.machine);
+      const project = encodeURIComponent(data.project_id);
+      button.disabled = true;
+      say(button.dataset.message, "Sending…");
+      try {
+        await api("POST", `/api/v1/machines/${machine}/projects/${project}`);
+        say(button.dataset.message, "Template sent; edit command and paths in that machine's projects.json");
+      } catch (error) {
+        button.disabled = false;
+        say(button.dataset.message, error.message, true);
+      }
+    });
+  }
+}
+
 // Experiment -------------------------------------------------------------------------
 
 function experimentPage() {
@@ -511,9 +532,46 @@ async function drawCharts(base) {
   });
 }
 
+// Machine ----------------------------------------------------------------------------
+
+function machinePage() {
+  const data = pageData();
+  const base = `/api/v1/machines/${encodeURIComponent(data.machine_id)}`;
+  setupDrain(base);
+}
+
+/** Drain (with an optional reason) or resume the machine, then show the page anew. */
+function setupDrain(base) {
+  const drain = document.getElementById("drain");
+  const resume = document.getElementById("resume");
+  const post = async (button, url, body) => {
+    button.disabled = true;
+    say("drain-message", "Saving…");
+    try {
+      await api("POST", url, body);
+      window.location.reload();
+    } catch (error) {
+      button.disabled = false;
+      say("drain-message", error.message, true);
+    }
+  };
+  if (drain) {
+    drain.addEventListener("click", () => {
+      const reason = document.getElementById("drain-reason-input").value.trim();
+      post(drain, `${base}/drain`, reason ? { reason } : undefined);
+    });
+  }
+  if (resume) resume.addEventListener("click", () => post(resume, `${base}/resume`));
+}
+
 // Start ------------------------------------------------------------------------------
 
-const PAGES = { home: homePage, project: projectPage, experiment: experimentPage };
+const PAGES = {
+  home: homePage,
+  project: projectPage,
+  experiment: experimentPage,
+  machine: machinePage,
+};
 
 document.addEventListener("DOMContentLoaded", () => {
   const start = PAGES[document.body.dataset.page];
