@@ -205,6 +205,7 @@ def _downsample(
     """
     by_name = dict(zip(names, columns, strict=True))
     users: dict[str, list[str]] = {}
+    x: str | None
     for y, x in x_of.items():
         if len(by_name[y]) != len(by_name[x]):
             raise ChartError(

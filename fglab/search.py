@@ -89,7 +89,7 @@ def grid(schema: Mapping[str, Mapping], spec: Mapping[str, Mapping]) -> list[dic
 def random_search(
     schema: Mapping[str, Mapping],
     spec: Mapping[str, Mapping],
-    evaluations: int,
+    evaluations: object,
     rng: random.Random,
 ) -> list[dict]:
     """``evaluations`` option sets, each field drawn independently and uniformly.

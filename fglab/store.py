@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -154,7 +154,11 @@ class Store:
     # Files --------------------------------------------------------------------------
 
     def put_file(
-        self, experiment: Mapping[str, Any], filename: str, data: BinaryIO, content_type: str | None
+        self,
+        experiment: Mapping[str, Any],
+        filename: str,
+        data: IO[bytes],
+        content_type: str | None,
     ) -> ObjectId:
         return put_experiment_file(
             self.db, experiment["_id"], experiment.get("_project_id"), filename, data, content_type
@@ -193,12 +197,14 @@ class Store:
         return doc
 
     def upsert_machine(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        return self.machines.find_one_and_update(
+        doc = self.machines.find_one_and_update(
             {"_id": name},
             {"$set": {**fields, "hostname": fields.get("hostname", name)}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # an upsert returning AFTER always has a document
+        return doc
 
     def set_machine_fields(self, machine_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         doc = self.machines.find_one_and_update(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
+from typing import Any, TypeGuard
 
 import bson
 from bson import ObjectId
@@ -77,7 +77,7 @@ def store_field_value(
     return {LARGE_REF_KEY: file_id, "bytes": len(data)}
 
 
-def is_large_ref(value: Any) -> bool:
+def is_large_ref(value: object) -> TypeGuard[dict[str, Any]]:
     """Whether `value` is a reference written by `store_field_value`.
 
     Only a real ObjectId counts, so a value that came from JSON can never pose as one.

@@ -8,7 +8,7 @@ the old file, and the experiment's ``_files`` lists each name once.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from bson import ObjectId
 from gridfs import GridFSBucket
@@ -27,7 +27,7 @@ def put_experiment_file(
     experiment_id: ObjectId,
     project_id: ObjectId | None,
     filename: str,
-    data: BinaryIO,
+    data: IO[bytes],
     content_type: str | None = None,
 ) -> ObjectId:
     """Store `data` as the experiment's file `filename`, replacing an earlier one.
@@ -105,7 +105,7 @@ def delete_files(db: Database, query: dict[str, Any]) -> int:
 class _HashingReader:
     """A read-only stream that hashes what passes through it."""
 
-    def __init__(self, stream: BinaryIO, digest: Any) -> None:
+    def __init__(self, stream: IO[bytes], digest: Any) -> None:
         self._stream = stream
         self._digest = digest
 

@@ -58,7 +58,7 @@ def create_worker_app(settings: Settings) -> Celery:
             machine_holder["machine"] = Machine(settings, notify=notify)
         return machine_holder["machine"]
 
-    app.fglab_machine = machine  # type: ignore[attr-defined]
+    app.fglab_machine = machine
 
     @app.task(name=RUN_EXPERIMENT)
     def run(**payload: Any) -> dict[str, Any]:

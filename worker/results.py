@@ -223,6 +223,7 @@ class ResultsSync:
 
     def _apply_json(self, name: str, data: bytes, *, final: bool) -> bool:
         """Set the fields of a JSON object file; False when it must be waited on."""
+        problem: str | None
         try:
             value = json.loads(data)
         except (ValueError, RecursionError) as e:

@@ -135,7 +135,7 @@ def read_gpus(gpu_count: int | None = None, nvml: Any = None) -> tuple[Gpu, ...]
     try:
         nvml = nvml if nvml is not None else _import_nvml()
         nvml.nvmlInit()
-    except (ImportError, OSError, *_nvml_errors(nvml)) as e:
+    except _nvml_errors(nvml, ImportError, OSError) as e:
         _log_no_nvml(e)
         return ()
     try:
@@ -146,7 +146,7 @@ def read_gpus(gpu_count: int | None = None, nvml: Any = None) -> tuple[Gpu, ...]
             name = _text(nvml.nvmlDeviceGetName(handle))
             gpus.append(Gpu(index, name, int(memory.total), int(memory.used)))
         return tuple(gpus)
-    except (OSError, *_nvml_errors(nvml)) as e:
+    except _nvml_errors(nvml, OSError) as e:
         _log_no_nvml(e)
         return ()
     finally:
@@ -162,13 +162,13 @@ def gpu_memory_used(index: int, nvml: Any = None) -> int | None:
     try:
         nvml = nvml if nvml is not None else _import_nvml()
         nvml.nvmlInit()
-    except (ImportError, OSError, *_nvml_errors(nvml)) as e:
+    except _nvml_errors(nvml, ImportError, OSError) as e:
         logger.debug("NVML not available (%s); GPU %s memory unknown", e, index)
         return None
     try:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
         return int(nvml.nvmlDeviceGetMemoryInfo(handle).used)
-    except (OSError, *_nvml_errors(nvml)) as e:
+    except _nvml_errors(nvml, OSError) as e:
         logger.debug("NVML could not read GPU %s memory (%s)", index, e)
         return None
     finally:
@@ -258,13 +258,16 @@ def _import_nvml() -> Any:
     return pynvml
 
 
-def _nvml_errors(nvml: Any) -> tuple[type[BaseException], ...]:
+def _nvml_errors(nvml: Any, *also: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """``also`` plus ``nvml.NVMLError`` when the module has one (it may be ``None``)."""
     error = getattr(nvml, "NVMLError", None)
-    return (error,) if isinstance(error, type) and issubclass(error, BaseException) else ()
+    if isinstance(error, type) and issubclass(error, BaseException):
+        return (*also, error)
+    return also
 
 
 def _shutdown(nvml: Any) -> None:
-    with contextlib.suppress(OSError, *_nvml_errors(nvml)):
+    with contextlib.suppress(*_nvml_errors(nvml, OSError)):
         nvml.nvmlShutdown()
 
 

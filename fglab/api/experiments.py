@@ -106,7 +106,7 @@ def put_files(experiment_id: str) -> Any:
         size = upload.content_length or _stream_size(upload.stream)
         if size > limit:
             raise BadRequest(f"File {upload.filename!r} has {size} bytes; the limit is {limit}")
-        filename = PurePath(upload.filename.replace("\\", "/")).name
+        filename = PurePath((upload.filename or "").replace("\\", "/")).name
         if not filename or filename in {".", ".."}:
             raise BadRequest(f"File name {upload.filename!r} is not usable")
         names.append(filename)

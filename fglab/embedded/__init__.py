@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import signal
+from collections.abc import Callable
+from typing import Any
 
+_prctl: Callable[..., Any] | None
 try:  # looked up here, not in the forked child, where only async-signal-safe work belongs
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
 
     server = TcpFakeServer((args.host, args.port))
     host, port = server.server_address[:2]
-    print(f"redis://{host}:{port}/0", flush=True)  # the parent reads this line
+    print(f"redis://{host!s}:{port}/0", flush=True)  # the parent reads this line
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     # In-memory only: nothing to flush, and closing would wait for every client thread.

@@ -119,10 +119,10 @@ def experiment(experiment_id: str) -> str:
     except NotFound:
         project = None
     schema: Mapping[str, Mapping] = project["schema"] if project else {}
-    options = doc.get("_options") if isinstance(doc.get("_options"), dict) else {}
-    scores = doc.get("_scores") if isinstance(doc.get("_scores"), dict) else {}
+    options = _dict_field(doc, "_options")
+    scores = _dict_field(doc, "_scores")
     status = str(doc.get("_status", ""))
-    exit_info = doc.get("_exit") if isinstance(doc.get("_exit"), dict) else {}
+    exit_info = _dict_field(doc, "_exit")
     notes = doc.get("_result_notes")
     files = [f for f in doc.get("_files") or [] if isinstance(f, dict) and "_id" in f]
     return render_template(
@@ -158,7 +158,7 @@ def machine(machine_id: str) -> str:
     store = services().store
     doc = store.get_machine(machine_id)
     names = {str(p["_id"]): p["name"] for p in store.list_projects()}
-    projects = doc.get("projects") if isinstance(doc.get("projects"), dict) else {}
+    projects = _dict_field(doc, "projects")
     running = store.experiments.find(
         {"_machine_id": doc["_id"], "_status": {"$in": sorted(str(s) for s in ACTIVE)}}
     ).sort("_created", 1)
@@ -208,7 +208,7 @@ def _machines_for(project_id: str, machines: list[dict[str, Any]]) -> list[dict[
     """
     shown = []
     for m in machines:
-        projects = m.get("projects") if isinstance(m.get("projects"), dict) else {}
+        projects = _dict_field(m, "projects")
         implements = project_id in projects
         live = is_live(m)
         if implements or live:
@@ -217,6 +217,12 @@ def _machines_for(project_id: str, machines: list[dict[str, Any]]) -> list[dict[
                 {"id": m["_id"], "hostname": hostname, "live": live, "implements": implements}
             )
     return shown
+
+
+def _dict_field(doc: Mapping[str, Any], key: str) -> dict[Any, Any]:
+    """``doc[key]`` when it is an object; an empty dict when missing or malformed."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _gpu_busy(value: object) -> list[str]:
@@ -237,8 +243,8 @@ def _score_names(experiments: list[dict[str, Any]]) -> list[str]:
 
 
 def _row(doc: dict[str, Any], schema: Mapping[str, Mapping], score_names: list[str]) -> dict:
-    options = doc.get("_options") if isinstance(doc.get("_options"), dict) else {}
-    scores = doc.get("_scores") if isinstance(doc.get("_scores"), dict) else {}
+    options = _dict_field(doc, "_options")
+    scores = _dict_field(doc, "_scores")
     return {
         "id": str(doc["_id"]),
         "status": str(doc.get("_status", "")),
