@@ -219,6 +219,11 @@ class Store:
     def add_webhook(self, hook: Mapping[str, Any]) -> ObjectId:
         return self.webhooks.insert_one({**hook, "_created": now(), "deliveries": []}).inserted_id
 
+    def list_webhooks(self, object_id_: str | None = None) -> list[dict[str, Any]]:
+        """Hooks (of one object when given), oldest first, with their delivery history."""
+        query = {} if object_id_ is None else {"object_id": object_id_}
+        return list(self.webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
+
     def webhooks_for(self, object_id_: str, event: str) -> list[dict[str, Any]]:
         return list(
             self.webhooks.find({"object_id": object_id_, "event": event}).sort(

@@ -41,12 +41,6 @@ def hooks_for(store: Store, experiment_id: str, event: str) -> list[ObjectId]:
     return [hook["_id"] for hook in store.webhooks_for(experiment_id, event)]
 
 
-def list_webhooks(store: Store, object_id: str | None = None) -> list[dict[str, Any]]:
-    """Hooks (of one object when `object_id` is given), oldest first, with their history."""
-    query = {} if object_id is None else {"object_id": object_id}
-    return list(store.webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
-
-
 def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 10.0) -> int:
     """POST one webhook's body to its URL; record the attempt; raise DeliveryFailed on error.
 

@@ -11,7 +11,6 @@ from flask_smorest import Blueprint
 from fglab.api.bodies import doc_body, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
-from fglab.webhooks import list_webhooks
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1", description="Webhooks")
 
@@ -71,4 +70,4 @@ def register_webhook() -> Any:
 def list_hooks() -> Any:
     """List webhooks with their delivery history."""
     object_id = request.args.get("object_id") or None
-    return list_webhooks(services().store, object_id)
+    return services().store.list_webhooks(object_id)
