@@ -76,6 +76,7 @@ def main() -> None:
                 machines=args.machines,
                 capacity=args.capacity,
                 timeout=args.timeout,
+                db=client[database],
             )
             fleet.stop_all()
             statuses = Counter(d["_status"] for d in run.docs)

@@ -1,7 +1,8 @@
 """One typed settings object for the server, the workers and the tools.
 
 Only entry points call :func:`load_settings` (which reads `.env`); everything below
-them receives a :class:`Settings`. Nothing else in the code base reads ``os.environ``.
+them receives a :class:`Settings`. No other module reads a setting from ``os.environ``
+(child processes inherit the environment as it is, with `Settings.to_env` on top).
 """
 
 from __future__ import annotations
@@ -67,15 +68,6 @@ def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw)).expanduser()
 
 
-def _bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
-
-
 @dataclass(frozen=True)
 class Settings:
     """Every setting of FGLab fleet, with the environment variable that sets it."""
@@ -90,6 +82,8 @@ class Settings:
     fglab_url: str = "http://localhost:5080"
     fglab_host: str = "127.0.0.1"
     fglab_port: int = 5080
+    #: Flower's port under `fglab up`.
+    flower_port: int = 5555
     #: With a password, every page and API call needs it.
     password: str | None = None
     #: This machine's name; its queue is ``machine-<name>``.
@@ -181,6 +175,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_URL": ("fglab_url", _url("http", "https")),
     "FGLAB_HOST": ("fglab_host", _text),
     "FGLAB_PORT": ("fglab_port", _int_in(1, 65535)),
+    "FGLAB_FLOWER_PORT": ("flower_port", _int_in(1, 65535)),
     "PASSWORD": ("password", _text),
     "FGLAB_MACHINE": ("machine_name", _text),
     "FGLAB_DATA_DIR": ("data_dir", _path),

@@ -12,13 +12,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config import Settings
 from fglab.auth import install_auth
+from fglab.broker import Broker
 from fglab.errors import FGLabError
 from fglab.extensions import Services
 from fglab.jsonify import FGLabJSONProvider
-from fglab.mongo import mongo_client
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.store import Store
 from tasks.app import create_celery
+from tasks.database import mongo_client
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,11 @@ def create_app(
         store.ensure_indexes()
     if redis is None:
         redis = Redis.from_url(settings.redis)
-    celery = create_celery(settings, "fglab-web")
+    broker = Broker(create_celery(settings, "fglab-web"))
     if scheduler is None:
-        scheduler = connect_scheduler(settings, celery, store, redis)
+        scheduler = connect_scheduler(settings, broker, store, redis)
     app.extensions["fglab"] = Services(
-        settings=settings, store=store, scheduler=scheduler, redis=redis, celery=celery
+        settings=settings, store=store, scheduler=scheduler, broker=broker, redis=redis
     )
     _install_error_handlers(app)
     install_auth(app, settings.password)

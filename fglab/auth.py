@@ -32,7 +32,7 @@ from flask import (
 
 from fglab.errors import NotFound
 from fglab.extensions import services
-from fglab.store import Store, now, object_id
+from fglab.store import Store, object_id
 
 #: Endpoints anyone may reach: the login form itself, and the CSS/JS it needs.
 OPEN_ENDPOINTS = frozenset({"auth.login", "auth.logout", "pages.static"})
@@ -86,20 +86,19 @@ def session_key(password: str) -> bytes:
 def create_token(store: Store, name: str) -> dict[str, Any]:
     """Make an API token; the answer's ``token`` is the only copy of the secret."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    doc = {"name": name, "hash": _hash(secret), "_created": now()}
-    token_id = store.tokens.insert_one(doc).inserted_id
-    return {"_id": token_id, "name": name, "_created": doc["_created"], "token": secret}
+    doc = store.add_token(name, _hash(secret))
+    return {"_id": doc["_id"], "name": name, "_created": doc["_created"], "token": secret}
 
 
 def list_tokens(store: Store) -> list[dict[str, Any]]:
     """Every token's ID, name and creation time (never the secret or its hash)."""
-    return list(store.tokens.find({}, {"hash": 0}).sort("_created", 1))
+    return store.list_tokens()
 
 
 def revoke_token(store: Store, token_id: object) -> ObjectId:
     """Delete a token; raises NotFound when there is none with that ID."""
     oid = object_id(token_id, "Token ID")
-    if store.tokens.delete_one({"_id": oid}).deleted_count == 0:
+    if not store.delete_token(oid):
         raise NotFound(f"Token ID {token_id} does not exist")
     return oid
 
@@ -108,8 +107,8 @@ def token_valid(store: Store, secret: str) -> bool:
     if not secret.startswith(TOKEN_PREFIX):
         return False
     wanted = _hash(secret)
-    doc = store.tokens.find_one({"hash": wanted}, {"hash": 1})
-    return doc is not None and hmac.compare_digest(str(doc.get("hash", "")), wanted)
+    stored = store.find_token_hash(wanted)
+    return stored is not None and hmac.compare_digest(stored, wanted)
 
 
 def _hash(secret: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import sys
 
 from config import SettingsError, load_settings
@@ -31,15 +30,10 @@ def _web(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from fglab.up import run
 
-    settings = load_settings()  # loads .env first, so FGLAB_FLOWER_PORT may come from it
-    flower_port = args.flower_port
-    if flower_port is None:
-        raw = os.environ.get("FGLAB_FLOWER_PORT", "5555")
-        try:
-            flower_port = int(raw)
-        except ValueError:
-            raise SettingsError(f"FGLAB_FLOWER_PORT={raw!r} is not a whole number") from None
-    return run(settings, demo=not args.no_demo, flower_port=flower_port)
+    settings = load_settings()
+    if args.flower_port is not None:
+        settings = settings.with_changes(flower_port=args.flower_port)
+    return run(settings, demo=not args.no_demo)
 
 
 def _warn_if_open(host: str, password: str | None) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from celery import Celery
 from flask import Flask, current_app
 
 from config import Settings
+from fglab.broker import Broker
 from fglab.store import Store
 
 if TYPE_CHECKING:
@@ -22,9 +22,9 @@ class Services:
     settings: Settings
     store: Store
     scheduler: Scheduler
+    #: Sends FGLab's tasks (run requests, dispatch asks, "Add to machine").
+    broker: Broker
     redis: Redis | None = None
-    #: Sends tasks to machines' queues (e.g. "Add to machine").
-    celery: Celery | None = None
 
 
 def services(app: Flask | None = None) -> Services:

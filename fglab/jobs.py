@@ -13,6 +13,7 @@ from bson import ObjectId
 from celery import Celery, Task
 
 from config import Settings, load_settings
+from fglab.broker import Broker
 from fglab.maintenance import sweep
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.webhooks import (
@@ -34,11 +35,12 @@ def create_jobs_app(settings: Settings) -> Celery:
     app.conf.beat_schedule = {
         "sweep": {"task": SWEEP, "schedule": max(1.0, settings.heartbeat)},
     }
+    broker = Broker(app)
     holder: dict[str, Scheduler] = {}
 
     def scheduler() -> Scheduler:
         if "scheduler" not in holder:
-            holder["scheduler"] = connect_scheduler(settings, app)
+            holder["scheduler"] = connect_scheduler(settings, broker)
         return holder["scheduler"]
 
     @app.task(name=DISPATCH)
@@ -50,7 +52,7 @@ def create_jobs_app(settings: Settings) -> Celery:
     def experiment_event(experiment_id: str, event: str) -> int:
         """An experiment started or finished: fire its webhooks; dispatch what waits."""
         for hook_id in hooks_for(scheduler().store, experiment_id, event):
-            app.send_task(DELIVER_WEBHOOK, args=[str(hook_id)])
+            broker.deliver_webhook(str(hook_id))
         if event == "finished":
             return scheduler().dispatch_queued()
         return 0
@@ -83,7 +85,7 @@ def create_jobs_app(settings: Settings) -> Celery:
     @app.task(name=SWEEP)
     def periodic_sweep() -> dict[str, Any]:
         """Requeue lost messages, mark dead machines' experiments lost, dispatch."""
-        report = sweep(scheduler(), settings.lease_ttl)
+        report = sweep(scheduler())
         report["dispatched"] = scheduler().dispatch_queued()
         return report
 

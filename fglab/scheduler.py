@@ -11,21 +11,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
-from celery import Celery
 from redis import Redis
 from redis.exceptions import LockError, RedisError
 
 from config import Settings
-from fglab.errors import Conflict, NoCapacity
-from fglab.mongo import mongo_client
-from fglab.store import Store, now
-from tasks.contract import RUN_EXPERIMENT, RunRequest, machine_queue
+from fglab.broker import Broker
+from fglab.errors import Conflict, NoCapacity, Unavailable
+from fglab.store import Store
+from tasks import machines
+from tasks.contract import RunRequest
+from tasks.database import mongo_client
+from tasks.experiments import Reservation
 from tasks.ledger import Lease, Ledger
-from tasks.states import Status
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ class Placement:
     machine: str
     lease: Lease
 
+    @property
+    def reservation(self) -> Reservation:
+        return Reservation(self.machine, self.lease.token, self.lease.gpu)
+
 
 class Scheduler:
     """Places experiments on machines; with no ledger (no Redis) nothing is ever placed."""
@@ -51,13 +55,14 @@ class Scheduler:
         ledger: Ledger | None = None,
         send: Sender | None = None,
         *,
-        machine_ttl: float = 30.0,
+        settings: Settings | None = None,
         redis: Redis | None = None,
     ) -> None:
         self.store = store
         self.ledger = ledger
         self.send = send
-        self.machine_ttl = machine_ttl
+        #: Decides which machines are live (`tasks.machines.liveness_window`).
+        self.settings = settings or Settings()
         self.redis = redis
 
     # Submission ---------------------------------------------------------------------
@@ -82,16 +87,15 @@ class Scheduler:
             return self.store.new_experiment(
                 project["_id"],
                 options,
-                status=Status.QUEUED,
                 experiment_id=experiment_id,
                 extra={**(extra or {}), "_waiting": placement},
             )
         self.store.new_experiment(
             project["_id"],
             options,
-            status=Status.DISPATCHED,
             experiment_id=experiment_id,
-            extra={**(extra or {}), **_dispatch_fields(placement)},
+            reservation=placement.reservation,
+            extra=extra,
         )
         self._send(project, experiment_id, placement)
         return experiment_id
@@ -127,21 +131,14 @@ class Scheduler:
         passed: set[ObjectId] = set()  # blocked or deleted projects: not read again
         dispatched = seen = 0
         while seen < limit:
-            query: dict[str, Any] = {"_status": str(Status.QUEUED)}
-            if passed:
-                query["_project_id"] = {"$nin": list(passed)}
             size = min(DISPATCH_PAGE, limit - seen)
-            page = list(
-                self.store.experiments.find(query, {"_project_id": 1, "_waiting": 1})
-                .sort("_created", 1)
-                .limit(size)
-            )
+            page = self.store.queued(passed, size)
             stale: dict[ObjectId, str] = {}  # blocked projects whose waiting reason changed
             for doc in page:
                 seen += 1
                 project_id = doc["_project_id"]
                 if project_id not in projects:
-                    projects[project_id] = self.store.projects.find_one({"_id": project_id})
+                    projects[project_id] = self.store.find_project(project_id)
                 project = projects[project_id]
                 if project is None:
                     passed.add(project_id)
@@ -153,21 +150,14 @@ class Scheduler:
                     if doc.get("_waiting") != placed:
                         stale[project_id] = placed
                     continue
-                moved = self.store.move(doc["_id"], Status.QUEUED, _dispatch_fields(placed))
+                moved = self.store.dispatch(doc["_id"], placed.reservation)
                 if moved is None:  # cancelled or taken meanwhile
                     self._release(placed, doc["_id"])
                     continue
                 self._send(project, doc["_id"], placed)
                 dispatched += 1
             for project_id, reason in stale.items():
-                self.store.experiments.update_many(
-                    {
-                        "_status": str(Status.QUEUED),
-                        "_project_id": project_id,
-                        "_waiting": {"$ne": reason},
-                    },
-                    {"$set": {"_waiting": reason}},
-                )
+                self.store.set_waiting(project_id, reason)
             if len(page) < size:
                 break
         return dispatched
@@ -175,13 +165,8 @@ class Scheduler:
     # Placement ----------------------------------------------------------------------
 
     def live_machines(self, project_id: ObjectId) -> list[dict[str, Any]]:
-        """Machines that heartbeat and implement the project (drained ones included)."""
-        since = now() - timedelta(seconds=self.machine_ttl)
-        return list(
-            self.store.machines.find(
-                {"_heartbeat": {"$gt": since}, f"projects.{project_id}": {"$exists": True}}
-            ).sort("_id", 1)
-        )
+        """Live machines that implement the project (drained ones included)."""
+        return self.store.machines_serving(project_id, machines.live_since(self.settings))
 
     def _place(self, project: Mapping[str, Any], experiment_id: ObjectId) -> Placement | str:
         """Reserve room on the least loaded machine that fits, or say why none does."""
@@ -240,15 +225,10 @@ class Scheduler:
         )
         try:
             self.send(request)
-        except Exception:
-            # The broker refused: give the room back and let the experiment wait again.
-            logger.exception("could not send experiment %s to %s", experiment_id, placement.machine)
+        except Unavailable:
+            # The broker refused (and said so once): give the room back, wait again.
             self._release(placement, experiment_id)
-            self.store.move(
-                experiment_id,
-                Status.DISPATCHED,
-                {"_status": str(Status.QUEUED), "_machine_id": None, "_token": None, "_gpu": None},
-            )
+            self.store.requeue(experiment_id)
 
     def _release(self, placement: Placement, experiment_id: ObjectId) -> None:
         assert self.ledger is not None
@@ -267,20 +247,11 @@ class Scheduler:
         get a kill request that their worker acts on within a second (TERM to the process
         group, then KILL after the grace period). Returns the experiment afterwards.
         """
-        cancelled = {
-            "_status": str(Status.CANCELLED),
-            "_finished": now(),
-            "_exit": {"code": None, "signal": None, "reason": "cancelled before it started"},
-        }
-        doc = self.store.move(experiment_id, Status.QUEUED, cancelled)
+        doc = self.store.cancel(experiment_id)
+        if doc is not None and self.ledger is not None and doc.get("_machine_id"):
+            self._release(Placement(doc["_machine_id"], _stub_lease(doc)), experiment_id)
         if doc is None:
-            doc = self.store.move(experiment_id, Status.DISPATCHED, cancelled)
-            if doc is not None and self.ledger is not None and doc.get("_machine_id"):
-                self._release(Placement(doc["_machine_id"], _stub_lease(doc)), experiment_id)
-        if doc is None:
-            doc = self.store.move(
-                experiment_id, {Status.CLAIMED, Status.RUNNING}, {"_kill_requested": now()}
-            )
+            doc = self.store.request_kill(experiment_id)
         if doc is None:
             doc = self.store.get_experiment(experiment_id)
             raise Conflict(f"Experiment {experiment_id} has already ended ({doc['_status']})")
@@ -288,15 +259,7 @@ class Scheduler:
 
     def requeue_unclaimed(self, experiment_ids: Iterable[ObjectId]) -> int:
         """Put dispatched experiments whose reservation vanished back in the queue."""
-        count = 0
-        for experiment_id in experiment_ids:
-            if self.store.move(
-                experiment_id,
-                Status.DISPATCHED,
-                {"_status": str(Status.QUEUED), "_machine_id": None, "_token": None, "_gpu": None},
-            ):
-                count += 1
-        return count
+        return sum(self.store.requeue(experiment_id) for experiment_id in experiment_ids)
 
 
 def _full_reason(machines: list[dict[str, Any]], project_id: ObjectId) -> str:
@@ -321,35 +284,18 @@ def _stub_lease(doc: Mapping[str, Any]) -> Lease:
     )
 
 
-def _dispatch_fields(placement: Placement) -> dict[str, Any]:
-    return {
-        "_status": str(Status.DISPATCHED),
-        "_machine_id": placement.machine,
-        "_token": placement.lease.token,
-        "_gpu": placement.lease.gpu,
-        "_dispatched": now(),
-        "_waiting": None,
-    }
-
-
 def connect_scheduler(
-    settings: Settings, celery: Celery, store: Store | None = None, redis: Redis | None = None
+    settings: Settings, broker: Broker, store: Store | None = None, redis: Redis | None = None
 ) -> Scheduler:
     """The scheduler wired to MongoDB, the Redis ledger and the machines' queues."""
     if store is None:
         store = Store(mongo_client(settings)[settings.mongodb_db])
         store.ensure_indexes()
     redis = redis or Redis.from_url(settings.redis)
-
-    def send(request: RunRequest) -> None:
-        celery.send_task(
-            RUN_EXPERIMENT, kwargs=request.to_dict(), queue=machine_queue(request.machine)
-        )
-
     return Scheduler(
         store,
         Ledger(redis, ttl=settings.lease_ttl),
-        send,
-        machine_ttl=max(settings.lease_ttl, 3 * settings.heartbeat),
+        broker.run_experiment,
+        settings=settings,
         redis=redis,
     )

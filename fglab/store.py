@@ -1,13 +1,16 @@
-"""The one place FGLab speaks pymongo and GridFS: projects, experiments, machines, webhooks.
+"""The one place FGLab speaks pymongo and GridFS: projects, experiments, machines, webhooks,
+tokens and files.
 
-Documents keep the original FGLab's field names (``_project_id``, ``_options``,
-``_status``, ``_files`` ...). IDs are ObjectIds except machines, whose ``_id`` is the
-machine name (the name its queue is spelled from).
+Its collections are its own: pages, routes, the scheduler and the sweep call its methods.
+Status moves and machine writes are the shared records' (`tasks.experiments`,
+`tasks.machines`); the Store hands them its database. Documents keep the original FGLab's
+field names (``_project_id``, ``_options``, ``_status``, ``_files`` ...). IDs are
+ObjectIds except machines', whose ``_id`` is the machine name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -20,8 +23,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from fglab.errors import BadRequest, Conflict, NotFound
+from tasks import experiments, machines
+from tasks.experiments import Reservation
+from tasks.fields import resolve_large_fields
 from tasks.files import delete_files, put_experiment_file
-from tasks.states import Status
+from tasks.states import ACTIVE, Status
 
 
 def now() -> datetime:
@@ -42,44 +48,51 @@ class Store:
     """Typed access to FGLab's collections; callers pass and get plain documents."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self.projects = db["projects"]
-        self.experiments = db["experiments"]
-        self.machines = db["machines"]
-        self.webhooks = db["webhooks"]
-        self.tokens = db["tokens"]
-        self.files = db["fs.files"]
-        self.bucket = GridFSBucket(db)
+        self._db = db
+        self._projects = db["projects"]
+        self._experiments = db[experiments.COLLECTION]
+        self._machines = db[machines.COLLECTION]
+        self._webhooks = db["webhooks"]
+        self._tokens = db["tokens"]
+        self._files = db["fs.files"]
+        self._bucket = GridFSBucket(db)
 
     def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on (idempotent)."""
-        self.projects.create_index("name", unique=True)
-        self.experiments.create_index([("_project_id", ASCENDING), ("_created", ASCENDING)])
-        self.experiments.create_index([("_status", ASCENDING), ("_created", ASCENDING)])
-        self.experiments.create_index([("_machine_id", ASCENDING), ("_status", ASCENDING)])
-        self.webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
-        self.files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
-        self.files.create_index("metadata.project")
-        self.tokens.create_index("hash", unique=True)
+        self._projects.create_index("name", unique=True)
+        self._experiments.create_index([("_project_id", ASCENDING), ("_created", ASCENDING)])
+        self._experiments.create_index([("_status", ASCENDING), ("_created", ASCENDING)])
+        self._experiments.create_index([("_machine_id", ASCENDING), ("_status", ASCENDING)])
+        self._webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
+        self._files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
+        self._files.create_index("metadata.project")
+        self._tokens.create_index("hash", unique=True)
 
     # Projects -----------------------------------------------------------------------
 
     def create_project(self, name: str, schema: Mapping[str, Any]) -> ObjectId:
         doc = {"name": name, "schema": dict(schema), "_created": now()}
         try:
-            return self.projects.insert_one(doc).inserted_id
+            return self._projects.insert_one(doc).inserted_id
         except DuplicateKeyError:
             raise Conflict(f"Project {name!r} already exists; rename the schema file") from None
 
     def list_projects(self) -> list[dict[str, Any]]:
-        return list(self.projects.find().sort("name", ASCENDING))
+        return list(self._projects.find().sort("name", ASCENDING))
 
     def get_project(self, project_id: object) -> dict[str, Any]:
-        oid = _maybe_object_id(project_id)
-        doc = self.projects.find_one({"_id": oid}) if oid else None
+        doc = self.find_project(project_id)
         if doc is None:
             raise NotFound(f"Project ID {project_id} does not exist")
         return doc
+
+    def find_project(self, project_id: object) -> dict[str, Any] | None:
+        """The project, or None when the ID is malformed or unknown."""
+        oid = _maybe_object_id(project_id)
+        return self._projects.find_one({"_id": oid}) if oid else None
+
+    def find_project_by_name(self, name: str) -> dict[str, Any] | None:
+        return self._projects.find_one({"name": name})
 
     # Experiments --------------------------------------------------------------------
 
@@ -88,68 +101,101 @@ class Store:
         project_id: ObjectId,
         options: Mapping[str, Any],
         *,
-        status: Status,
         experiment_id: ObjectId | None = None,
+        reservation: Reservation | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> ObjectId:
-        doc: dict[str, Any] = {
-            "_id": experiment_id or ObjectId(),
-            "_project_id": project_id,
-            "_options": dict(options),
-            "_status": str(status),
-            "_created": now(),
-            "_machine_id": None,
-            "_files": [],
-            **(extra or {}),
-        }
-        return self.experiments.insert_one(doc).inserted_id
+        """Store a queued experiment, or a dispatched one under `reservation`."""
+        return experiments.insert(
+            self._db,
+            project_id,
+            options,
+            experiment_id=experiment_id,
+            reservation=reservation,
+            extra=extra,
+        )
 
     def list_experiments(self, project_id: ObjectId | None = None) -> list[dict[str, Any]]:
         query = {} if project_id is None else {"_project_id": project_id}
-        return list(self.experiments.find(query).sort("_created", ASCENDING))
+        return list(self._experiments.find(query).sort("_created", ASCENDING))
 
     def get_experiment(self, experiment_id: object) -> dict[str, Any]:
         oid = object_id(experiment_id, "Experiment ID")
-        doc = self.experiments.find_one({"_id": oid})
+        doc = self._experiments.find_one({"_id": oid})
         if doc is None:
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
         return doc
+
+    def resolve_large_fields(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """`doc` with every field kept in GridFS (see `tasks.fields`) read back whole."""
+        return resolve_large_fields(self._db, doc)
+
+    def queue_position(self, doc: Mapping[str, Any]) -> int:
+        """Where a queued experiment stands: 1 for the next one out."""
+        return 1 + self._experiments.count_documents(
+            {"_status": str(Status.QUEUED), "_created": {"$lt": doc["_created"]}}
+        )
+
+    def queued(self, skip_projects: Collection[ObjectId], limit: int) -> list[dict[str, Any]]:
+        """The oldest queued experiments (ID, project, waiting reason), leaving out
+        `skip_projects`."""
+        query: dict[str, Any] = {"_status": str(Status.QUEUED)}
+        if skip_projects:
+            query["_project_id"] = {"$nin": list(skip_projects)}
+        cursor = self._experiments.find(query, {"_project_id": 1, "_waiting": 1})
+        return list(cursor.sort("_created", ASCENDING).limit(limit))
+
+    def active_experiments(self) -> list[dict[str, Any]]:
+        """Experiments holding a reservation: status, machine and dispatch time only."""
+        query = {"_status": {"$in": sorted(str(s) for s in ACTIVE)}}
+        return list(
+            self._experiments.find(query, {"_status": 1, "_machine_id": 1, "_dispatched": 1})
+        )
+
+    def machine_experiments(self, machine_id: str) -> list[dict[str, Any]]:
+        """The experiments a machine holds a reservation for, oldest first."""
+        query = {"_machine_id": machine_id, "_status": {"$in": sorted(str(s) for s in ACTIVE)}}
+        return list(self._experiments.find(query).sort("_created", ASCENDING))
 
     def set_fields(self, experiment_id: object, fields: Mapping[str, Any]) -> dict[str, Any]:
         """`$set` top-level fields (the original's PUT); returns the updated document."""
         oid = object_id(experiment_id, "Experiment ID")
         if not fields:
             return self.get_experiment(oid)
-        doc = self.experiments.find_one_and_update(
-            {"_id": oid}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
-        )
+        doc = experiments.set_fields(self._db, oid, fields)
         if doc is None:
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
         return doc
 
-    def move(
-        self,
-        experiment_id: ObjectId,
-        expected: Status | frozenset[Status] | set[Status],
-        fields: Mapping[str, Any],
-    ) -> dict[str, Any] | None:
-        """Compare-and-set: apply `fields` only if the status is still `expected`."""
-        allowed = [str(expected)] if isinstance(expected, Status) else [str(s) for s in expected]
-        return self.experiments.find_one_and_update(
-            {"_id": experiment_id, "_status": {"$in": allowed}},
-            {"$set": dict(fields)},
-            return_document=ReturnDocument.AFTER,
-        )
-
     def delete_experiment(self, experiment_id: object) -> None:
         oid = object_id(experiment_id, "Experiment ID")
-        delete_files(self.db, {"metadata.experiment": oid})
-        if self.experiments.delete_one({"_id": oid}).deleted_count == 0:
+        delete_files(self._db, {"metadata.experiment": oid})
+        if self._experiments.delete_one({"_id": oid}).deleted_count == 0:
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
 
     def delete_project_experiments(self, project_id: ObjectId) -> int:
-        delete_files(self.db, {"metadata.project": project_id})
-        return self.experiments.delete_many({"_project_id": project_id}).deleted_count
+        delete_files(self._db, {"metadata.project": project_id})
+        return self._experiments.delete_many({"_project_id": project_id}).deleted_count
+
+    # Status moves (the rules live in tasks.experiments) ------------------------------
+
+    def dispatch(self, experiment_id: ObjectId, reservation: Reservation) -> dict | None:
+        return experiments.dispatch(self._db, experiment_id, reservation)
+
+    def requeue(self, experiment_id: ObjectId) -> bool:
+        return experiments.requeue(self._db, experiment_id)
+
+    def cancel(self, experiment_id: ObjectId) -> dict | None:
+        return experiments.cancel(self._db, experiment_id)
+
+    def request_kill(self, experiment_id: ObjectId) -> dict | None:
+        return experiments.request_kill(self._db, experiment_id)
+
+    def lose(self, experiment_id: ObjectId, reason: str) -> dict | None:
+        return experiments.lose(self._db, experiment_id, reason)
+
+    def set_waiting(self, project_id: ObjectId, reason: str) -> int:
+        return experiments.set_waiting(self._db, project_id, reason)
 
     # Files --------------------------------------------------------------------------
 
@@ -161,43 +207,47 @@ class Store:
         content_type: str | None,
     ) -> ObjectId:
         return put_experiment_file(
-            self.db, experiment["_id"], experiment.get("_project_id"), filename, data, content_type
+            self._db, experiment["_id"], experiment.get("_project_id"), filename, data, content_type
         )
 
     def delete_experiment_files(self, experiment_id: ObjectId) -> int:
-        count = delete_files(self.db, {"metadata.experiment": experiment_id})
-        self.experiments.update_one({"_id": experiment_id}, {"$set": {"_files": []}})
+        count = delete_files(self._db, {"metadata.experiment": experiment_id})
+        self._experiments.update_one({"_id": experiment_id}, {"$set": {"_files": []}})
         return count
 
     def delete_project_files(self, project_id: ObjectId) -> int:
-        count = delete_files(self.db, {"metadata.project": project_id})
-        self.experiments.update_many({"_project_id": project_id}, {"$set": {"_files": []}})
+        count = delete_files(self._db, {"metadata.project": project_id})
+        self._experiments.update_many({"_project_id": project_id}, {"$set": {"_files": []}})
         return count
 
     def open_file(self, file_id: object) -> GridOut:
         oid = object_id(file_id, "File ID")
         try:
-            return self.bucket.open_download_stream(oid)
+            return self._bucket.open_download_stream(oid)
         except NoFile:
             raise NotFound(f"File ID {file_id} does not exist") from None
-
-    def file_ids(self, query: Mapping[str, Any] | None = None) -> Iterator[ObjectId]:
-        for doc in self.files.find(dict(query or {}), {"_id": 1}):
-            yield doc["_id"]
 
     # Machines -----------------------------------------------------------------------
 
     def list_machines(self) -> list[dict[str, Any]]:
-        return list(self.machines.find().sort("hostname", ASCENDING))
+        return list(self._machines.find().sort("hostname", ASCENDING))
 
     def get_machine(self, machine_id: str) -> dict[str, Any]:
-        doc = self.machines.find_one({"_id": machine_id})
+        doc = self.find_machine(machine_id)
         if doc is None:
             raise NotFound(f"Machine ID {machine_id} does not exist")
         return doc
 
+    def find_machine(self, machine_id: str) -> dict[str, Any] | None:
+        return self._machines.find_one({"_id": machine_id})
+
+    def machines_serving(self, project_id: ObjectId, since: datetime) -> list[dict[str, Any]]:
+        """Machines that beat after `since` and implement the project, by name."""
+        query = {"_heartbeat": {"$gt": since}, f"projects.{project_id}": {"$exists": True}}
+        return list(self._machines.find(query).sort("_id", ASCENDING))
+
     def upsert_machine(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        doc = self.machines.find_one_and_update(
+        doc = self._machines.find_one_and_update(
             {"_id": name},
             {"$set": {**fields, "hostname": fields.get("hostname", name)}},
             upsert=True,
@@ -207,9 +257,21 @@ class Store:
         return doc
 
     def set_machine_fields(self, machine_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        doc = self.machines.find_one_and_update(
+        doc = self._machines.find_one_and_update(
             {"_id": machine_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
         )
+        if doc is None:
+            raise NotFound(f"Machine ID {machine_id} does not exist")
+        return doc
+
+    def drain_machine(self, machine_id: str, reason: str) -> dict[str, Any]:
+        doc = machines.drain(self._db, machine_id, reason)
+        if doc is None:
+            raise NotFound(f"Machine ID {machine_id} does not exist")
+        return doc
+
+    def resume_machine(self, machine_id: str) -> dict[str, Any]:
+        doc = machines.resume(self._db, machine_id)
         if doc is None:
             raise NotFound(f"Machine ID {machine_id} does not exist")
         return doc
@@ -217,19 +279,52 @@ class Store:
     # Webhooks -----------------------------------------------------------------------
 
     def add_webhook(self, hook: Mapping[str, Any]) -> ObjectId:
-        return self.webhooks.insert_one({**hook, "_created": now(), "deliveries": []}).inserted_id
+        return self._webhooks.insert_one({**hook, "_created": now(), "deliveries": []}).inserted_id
 
     def list_webhooks(self, object_id_: str | None = None) -> list[dict[str, Any]]:
         """Hooks (of one object when given), oldest first, with their delivery history."""
         query = {} if object_id_ is None else {"object_id": object_id_}
-        return list(self.webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
+        return list(self._webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
 
     def webhooks_for(self, object_id_: str, event: str) -> list[dict[str, Any]]:
         return list(
-            self.webhooks.find({"object_id": object_id_, "event": event}).sort(
+            self._webhooks.find({"object_id": object_id_, "event": event}).sort(
                 "_created", DESCENDING
             )
         )
+
+    def find_webhook(self, hook_id: ObjectId) -> dict[str, Any] | None:
+        return self._webhooks.find_one({"_id": hook_id})
+
+    def record_delivery(self, hook_id: ObjectId, record: Mapping[str, Any]) -> None:
+        """Add one attempt to a hook's history; a 2xx one also stamps ``delivered``."""
+        update: dict[str, Any] = {"$push": {"deliveries": dict(record)}}
+        if "error" not in record:
+            update["$set"] = {"delivered": record["at"]}
+        self._webhooks.update_one({"_id": hook_id}, update)
+
+    def give_up_webhook(self, hook_id: ObjectId, attempts: int) -> None:
+        self._webhooks.update_one(
+            {"_id": hook_id}, {"$set": {"gave_up": now(), "gave_up_after": attempts}}
+        )
+
+    # API tokens ---------------------------------------------------------------------
+
+    def add_token(self, name: str, digest: str) -> dict[str, Any]:
+        doc = {"name": name, "hash": digest, "_created": now()}
+        doc["_id"] = self._tokens.insert_one(doc).inserted_id
+        return doc
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Every token's ID, name and creation time (never the hash)."""
+        return list(self._tokens.find({}, {"hash": 0}).sort("_created", 1))
+
+    def delete_token(self, token_id: ObjectId) -> bool:
+        return self._tokens.delete_one({"_id": token_id}).deleted_count > 0
+
+    def find_token_hash(self, digest: str) -> str | None:
+        doc = self._tokens.find_one({"hash": digest}, {"hash": 1})
+        return None if doc is None else str(doc.get("hash", ""))
 
 
 def _maybe_object_id(value: object) -> ObjectId | None:

@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,9 +33,9 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from config import Settings
-from fglab.embedded import die_with_parent
 from fglab.embedded import mongo as embedded_mongo
 from fglab.embedded import redis as embedded_redis
+from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def run(settings: Settings, demo: bool = True, *, flower_port: int = 5555) -> int:
+def run(settings: Settings, demo: bool = True) -> int:
     """Run FGLab fleet on this host until SIGINT/SIGTERM (returns 0) or a child dies (1)."""
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +73,7 @@ def run(settings: Settings, demo: bool = True, *, flower_port: int = 5555) -> in
     try:
         with signals:
             try:
-                return _run(settings, data_dir, demo, flower_port, tree, signals)
+                return _run(settings, data_dir, demo, tree, signals)
             except (
                 RuntimeError,  # embedded MongoDB or Redis did not start
                 PyMongoError,
@@ -93,7 +92,6 @@ def _run(
     settings: Settings,
     data_dir: Path,
     demo: bool,
-    flower_port: int,
     tree: _Tree,
     signals: _Signals,
 ) -> int:
@@ -141,7 +139,7 @@ def _run(
         "-n", f"fglab-{machine}@%h", *quiet,
     ]  # fmt: skip
     tree.spawn("scheduler", scheduler, env)
-    flower_url = _start_flower(tree, celery, env, flower_port)
+    flower_url = _start_flower(tree, celery, env, settings.flower_port)
     tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], env)
 
     ready = False
@@ -227,89 +225,51 @@ def demo_implementation(data_dir: Path) -> dict[str, Any]:
 
 
 def install_demo(settings: Settings) -> ObjectId:
-    """Create the demo project and queue its first experiment unless it exists; make sure
-    this machine's projects.json implements it. Returns the project's ID.
+    """Create the demo project and queue its first experiment unless it exists; ask this
+    machine's worker to add the demo to its projects.json. Returns the project's ID.
 
-    An existing project (a restart) gets no new experiment. A projects.json that is not a
-    JSON object is left alone, with a warning.
+    An existing project (a restart) gets no new experiment. The worker writes the entry
+    when it starts (it never overwrites one that is there), as it does for "Add to machine".
     """
+    from fglab.broker import Broker
     from fglab.errors import Conflict
-    from fglab.mongo import mongo_client
     from fglab.schema import defaults, validate_schema
     from fglab.store import Store
-    from tasks.states import Status
+    from tasks.app import create_celery
+    from tasks.database import mongo_client
 
     client = mongo_client(settings)
     try:
         store = Store(client[settings.mongodb_db])
         store.ensure_indexes()
-        project = store.projects.find_one({"name": DEMO_NAME})
+        project = store.find_project_by_name(DEMO_NAME)
         experiment_id: ObjectId | None = None
         if project is None:
             schema = validate_schema(json.loads((DEMO_DIR / "schema.json").read_text()))
             try:
                 project_id = store.create_project(DEMO_NAME, schema)
             except Conflict:  # another `fglab up` on the same database was quicker
-                project = store.projects.find_one({"name": DEMO_NAME})
+                project = store.find_project_by_name(DEMO_NAME)
                 assert project is not None
                 project_id = project["_id"]
             else:
-                experiment_id = store.new_experiment(
-                    project_id, defaults(schema), status=Status.QUEUED
-                )
+                experiment_id = store.new_experiment(project_id, defaults(schema))
         else:
             project_id = project["_id"]
-        _add_implementation(
-            settings.projects_file, str(project_id), demo_implementation(settings.data_dir)
-        )
-        if experiment_id is not None:
-            logger.info(
-                "demo: created project %r (%s) and queued experiment %s",
-                DEMO_NAME,
-                project_id,
-                experiment_id,
-            )
-        return project_id
     finally:
         client.close()
-
-
-def _add_implementation(path: Path, project_id: str, entry: Mapping[str, Any]) -> None:
-    """Add `entry` under `project_id` unless present; the file is replaced atomically."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = "{}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        data = e
-    if not isinstance(data, dict):
-        logger.warning(
-            "demo: projects.json at %s is not a JSON object (%s); demo not added, fix the file",
-            path,
-            data,
+    broker = Broker(create_celery(settings, "fglab-up"))
+    broker.add_project(
+        settings.machine_name, str(project_id), demo_implementation(settings.data_dir)
+    )
+    if experiment_id is not None:
+        logger.info(
+            "demo: created project %r (%s) and queued experiment %s",
+            DEMO_NAME,
+            project_id,
+            experiment_id,
         )
-        return
-    if project_id in data:
-        return
-    data[project_id] = dict(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=".projects.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    logger.info("demo: added project %s to %s", project_id, path)
+    return project_id
 
 
 # The process tree ---------------------------------------------------------------------

@@ -47,7 +47,7 @@ def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 
     `attempt` counts from 1 and is stored with the attempt. Returns the HTTP status, or 0
     when the hook no longer exists.
     """
-    hook = store.webhooks.find_one({"_id": hook_id})
+    hook = store.find_webhook(hook_id)
     if hook is None:
         return 0
     body = {k: hook[k] for k in BODY_FIELDS}
@@ -66,12 +66,11 @@ def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 
         e.close()
     except (urllib.error.URLError, OSError) as e:
         record["error"] = str(getattr(e, "reason", e))
-    store.webhooks.update_one({"_id": hook_id}, {"$push": {"deliveries": record}})
+    store.record_delivery(hook_id, record)
     if "error" in record:
         raise DeliveryFailed(
             f"webhook {hook_id} to {hook['url']}, attempt {attempt}: {record['error']}"
         )
-    store.webhooks.update_one({"_id": hook_id}, {"$set": {"delivered": record["at"]}})
     return int(record["status"])
 
 
@@ -80,6 +79,4 @@ def give_up(store: Store, hook_id: ObjectId, attempts: int) -> None:
 
     The caller re-raises the last failure, so Celery logs it once.
     """
-    store.webhooks.update_one(
-        {"_id": hook_id}, {"$set": {"gave_up": now(), "gave_up_after": attempts}}
-    )
+    store.give_up_webhook(hook_id, attempts)

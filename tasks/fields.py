@@ -24,6 +24,7 @@ from gridfs import GridFSBucket
 from gridfs.errors import NoFile
 from pymongo.database import Database
 
+from tasks import experiments
 from tasks.files import delete_files
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def _load_or_reread(db: Database, doc: dict[str, Any], name: str, value: Any) ->
     except NoFile:
         pass
     if "_id" in doc:
-        fresh = db["experiments"].find_one({"_id": doc["_id"]}, {name: 1})
+        fresh = experiments.get(db, doc["_id"], [name])
         if fresh is not None and name in fresh:
             try:
                 return load_field_value(db, fresh[name])

@@ -2,7 +2,8 @@
 
 Shared by FGLab's upload route and the machines' results uploader, so both keep the
 same rule: one stored file per (experiment, file name); writing a name again replaces
-the old file, and the experiment's ``_files`` lists each name once.
+the old file, and the experiment's ``_files`` lists each name once. The kept log
+(`tasks.logs`) is stored here too, unlisted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import IO, Any
 from bson import ObjectId
 from gridfs import GridFSBucket
 from pymongo.database import Database
+
+from tasks.logs import LOG_FILENAME, LOG_METADATA
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -85,6 +88,23 @@ def _list_file(db: Database, experiment_id: ObjectId, entry: dict[str, Any]) -> 
         if experiments.count_documents({"_id": experiment_id}, limit=1) == 0:
             return
     raise RuntimeError(f"could not list file {name!r} on experiment {experiment_id}")
+
+
+def put_kept_log(
+    db: Database, experiment_id: ObjectId | str, project_id: ObjectId | str | None, data: bytes
+) -> ObjectId:
+    """Keep an experiment's log (``LOG_FILENAME``, never listed in ``_files``); returns its ID.
+
+    New first, old last: a crash in between leaves two kept logs, never none.
+    """
+    metadata = {"experiment": experiment_id, "project": project_id, **LOG_METADATA}
+    file_id = GridFSBucket(db).upload_from_stream(LOG_FILENAME, data, metadata=metadata)
+    for old in db["fs.files"].find(
+        {"metadata.experiment": experiment_id, "filename": LOG_FILENAME, "_id": {"$ne": file_id}},
+        {"_id": 1},
+    ):
+        delete_file(db, old["_id"])
+    return file_id
 
 
 def delete_file(db: Database, file_id: ObjectId) -> None:

@@ -506,10 +506,3 @@ class Ledger:
     def owners(self, machine: str) -> set[str]:
         """The owners holding a live lease on ``machine``."""
         return {lease.owner for lease in self.usage(machine).leases}
-
-    def clear(self, machine: str) -> None:
-        """Drop every lease of ``machine`` (an admin's "reset capacity").
-
-        Running experiments there lose their reservations: their next renew says so.
-        """
-        self.redis.delete(*self._keys(machine))

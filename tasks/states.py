@@ -1,7 +1,14 @@
-"""Experiment statuses and the moves between them.
+"""Experiment statuses and the graph of moves between them.
 
-Every move is a compare-and-set in MongoDB (`find_one_and_update` on the expected
-status), so two deliveries of the same message, or a kill racing an exit, cannot both win.
+    queued --dispatch--> dispatched --claim--> claimed --start--> running
+      ^                     |                     |                  |
+      +------requeue--------+                     +------finish------+--> success | fail
+    queued | dispatched --cancel--> cancelled      |                  |     killed | timeout
+                                                  +-------lose-------+--> lost
+
+`tasks.experiments` performs each move as a compare-and-set in MongoDB on the statuses
+listed in :data:`MOVES`, so two deliveries of the same message, or a kill racing an exit,
+cannot both win.
 """
 
 from __future__ import annotations
@@ -28,3 +35,25 @@ ACTIVE = frozenset({Status.DISPATCHED, Status.CLAIMED, Status.RUNNING})
 TERMINAL = frozenset(
     {Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT, Status.CANCELLED, Status.LOST}
 )
+#: How a run on a machine may end (`tasks.experiments.finish`).
+ENDINGS = frozenset({Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT})
+
+#: Every move: its name -> (the statuses it starts from, the statuses it may lead to).
+MOVES: dict[str, tuple[frozenset[Status], frozenset[Status]]] = {
+    "dispatch": (frozenset({Status.QUEUED}), frozenset({Status.DISPATCHED})),
+    "requeue": (frozenset({Status.DISPATCHED}), frozenset({Status.QUEUED})),
+    "cancel": (frozenset({Status.QUEUED, Status.DISPATCHED}), frozenset({Status.CANCELLED})),
+    "claim": (frozenset({Status.DISPATCHED}), frozenset({Status.CLAIMED})),
+    "start": (frozenset({Status.CLAIMED}), frozenset({Status.RUNNING})),
+    "finish": (frozenset({Status.CLAIMED, Status.RUNNING}), ENDINGS),
+    "lose": (frozenset({Status.CLAIMED, Status.RUNNING}), frozenset({Status.LOST})),
+}
+
+
+def next_statuses(status: Status) -> frozenset[Status]:
+    """The statuses an experiment in `status` may move to (none from a terminal one)."""
+    reachable: set[Status] = set()
+    for sources, targets in MOVES.values():
+        if status in sources:
+            reachable |= targets
+    return frozenset(reachable)

@@ -26,6 +26,7 @@ from tasks.contract import (
     machine_queue,
 )
 from worker.machine import Machine
+from worker.projects import ProjectsError
 from worker.runner import run_experiment
 
 logger = logging.getLogger(__name__)
@@ -58,18 +59,20 @@ def create_worker_app(settings: Settings) -> Celery:
             machine_holder["machine"] = Machine(settings, notify=notify)
         return machine_holder["machine"]
 
-    app.fglab_machine = machine
-
     @app.task(name=RUN_EXPERIMENT)
     def run(**payload: Any) -> dict[str, Any]:
         """Run one experiment sent by FGLab's scheduler."""
         return run_experiment(machine(), RunRequest.from_dict(payload))
 
     @app.task(name=ADD_PROJECT)
-    def add_project(project_id: str) -> dict[str, Any]:
-        """Write a template entry for `project_id` into this machine's projects.json."""
+    def add_project(project_id: str, entry: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Add `entry` (FGLab's template when None) for `project_id` to projects.json."""
         m = machine()
-        m.projects.add_template(project_id)
+        try:
+            m.projects.add(project_id, entry)
+        except ProjectsError as e:  # the file is broken: it stays as it is, and says so
+            logger.warning("machine %s: project %s not added: %s", m.name, project_id, e)
+            return {"machine": m.name, "project": project_id, "error": str(e)}
         m.beat()
         return {"machine": m.name, "project": project_id, "error": m.projects.error}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -11,24 +10,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tasks.lifetime import die_with_parent
+
 logger = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_worker() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the program gets SIGKILL if the worker thread that started it dies."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def launch(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     """Start `argv` in a new session (its own process group) with piped output.
 
-    Raises OSError (missing program, not executable, bad cwd) for the caller to report.
+    The program gets SIGKILL if the worker thread that started it dies. Raises OSError
+    (missing program, not executable, bad cwd) for the caller to report.
     """
     return subprocess.Popen(
         list(argv),
@@ -39,7 +30,7 @@ def launch(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> subprocess
         stderr=subprocess.PIPE,
         start_new_session=True,
         close_fds=True,
-        preexec_fn=_die_with_worker if os.name == "posix" else None,
+        preexec_fn=die_with_parent if os.name == "posix" else None,
     )
 
 

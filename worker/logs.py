@@ -19,15 +19,12 @@ from collections import deque
 from typing import IO, Any
 
 from bson import ObjectId
-from gridfs import GridFSBucket
 from pymongo.database import Database
 from redis import Redis, RedisError
 
-from tasks.files import delete_file
+from tasks.files import put_kept_log
 from tasks.logs import (
     END_MARK,
-    LOG_FILENAME,
-    LOG_METADATA,
     META,
     STREAM_MAXLEN,
     STREAM_TTL_S,
@@ -197,23 +194,10 @@ class LogSink:
                 self.experiment_id,
                 error,
             )
-        file_id = self._upload(db, project_id)
-        return {"file_id": file_id, "bytes": self.total_bytes, "cut_bytes": self.cut_bytes}
-
-    def _upload(self, db: Database, project_id: ObjectId | str | None) -> ObjectId:
-        experiment = _maybe_object_id(self.experiment_id)
-        bucket = GridFSBucket(db)
-        metadata = {"experiment": experiment, "project": _maybe_object_id(project_id)}
-        file_id = bucket.upload_from_stream(
-            LOG_FILENAME, self.kept_log(), metadata={**metadata, **LOG_METADATA}
+        file_id = put_kept_log(
+            db, _maybe_object_id(self.experiment_id), _maybe_object_id(project_id), self.kept_log()
         )
-        # New first, old last: a crash in between leaves two kept logs, never none.
-        for old in db["fs.files"].find(
-            {"metadata.experiment": experiment, "filename": LOG_FILENAME, "_id": {"$ne": file_id}},
-            {"_id": 1},
-        ):
-            delete_file(db, old["_id"])
-        return file_id
+        return {"file_id": file_id, "bytes": self.total_bytes, "cut_bytes": self.cut_bytes}
 
     # Internals -----------------------------------------------------------------------
 

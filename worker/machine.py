@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pymongo
-from pymongo import MongoClient, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from redis import Redis
 from redis.exceptions import RedisError
 
 from config import Settings
+from tasks import experiments, machines
+from tasks.database import mongo_client
 from tasks.ledger import Lease, Ledger
+from tasks.states import Status
+from worker.launcher import group_alive, stop_group
 from worker.projects import Implementation, ProjectsFile
 from worker.specs import gpu_memory_used, read_specs
 
@@ -57,14 +59,7 @@ class Machine:
         self.settings = settings
         self.nvml = nvml
         self.name = settings.machine_name
-        if db is None:
-            if not settings.mongodb_uri:
-                raise ValueError("MONGODB_URI is not set; the worker writes results to MongoDB")
-            client: MongoClient = MongoClient(
-                settings.mongodb_uri, serverSelectionTimeoutMS=5000, tz_aware=True
-            )
-            db = client[settings.mongodb_db]
-        self.db = db
+        self.db = db if db is not None else mongo_client(settings)[settings.mongodb_db]
         self.redis = redis or Redis.from_url(settings.redis)
         self.ledger = Ledger(self.redis, ttl=settings.lease_ttl)
         self.projects = ProjectsFile(settings.projects_file)
@@ -100,11 +95,7 @@ class Machine:
         """Write this machine's specs and projects to MongoDB and mark it alive."""
         specs = read_specs(self.name, self.settings.gpu_count, self.nvml)
         self.gpu_count = len(specs.gpus)
-        self.db["machines"].update_one(
-            {"_id": self.name},
-            {"$set": {**specs.to_dict(), "_registered": datetime.now(UTC)}},
-            upsert=True,
-        )
+        machines.register(self.db, self.name, specs.to_dict())
         self.beat()
         logger.info("machine %s registered with %d GPU(s)", self.name, self.gpu_count)
 
@@ -112,16 +103,15 @@ class Machine:
         """One heartbeat: renew leases, refresh the record, publish projects.json changes."""
         self._renew_leases()
         projects = {pid: impl.summary() for pid, impl in self.projects.current().items()}
-        fields: dict[str, Any] = {"_heartbeat": datetime.now(UTC), "gpu_busy": self.busy_gpus()}
+        fields: dict[str, Any] = {machines.GPU_BUSY: self.busy_gpus()}
         changed = projects != self._published or self.projects.error != self._published_error
         if changed:
-            fields["projects"] = projects
-            fields["projects_error"] = self.projects.error
+            fields[machines.PROJECTS] = projects
+            fields[machines.PROJECTS_ERROR] = self.projects.error
         try:
             # Bounded: an unreachable MongoDB (5 s server selection) must not delay the
             # next lease renewal past the lease's life, or the sweep marks work lost.
-            with pymongo.timeout(self.settings.lease_ttl / 4):
-                self.db["machines"].update_one({"_id": self.name}, {"$set": fields}, upsert=True)
+            machines.beat(self.db, self.name, fields, within=self.settings.lease_ttl / 4)
         except PyMongoError as e:
             logger.warning("machine %s: heartbeat not stored: %s", self.name, e)
             return
@@ -144,25 +134,15 @@ class Machine:
         """
         limit = self.settings.drain_after_failures
         moment = datetime.now(UTC).timestamp()
-        doc = self.db["machines"].find_one_and_update(
-            {"_id": self.name},
-            {"$push": {"start_failures": {"$each": [moment], "$slice": -limit}}},
-            return_document=ReturnDocument.AFTER,
-        )
-        recent = [
-            t
-            for t in (doc or {}).get("start_failures") or []
-            if t >= moment - self.settings.drain_window
-        ]
+        failures = machines.record_start_failure(self.db, self.name, moment, limit)
+        recent = [t for t in failures if t >= moment - self.settings.drain_window]
         if len(recent) < limit:
             return False
         reason = (
             f"{len(recent)} experiments failed to start within "
             f"{self.settings.drain_window:g}s; last: {reason}"
         )
-        self.db["machines"].update_one(
-            {"_id": self.name}, {"$set": {"drained": True, "drain_reason": reason}}
-        )
+        machines.drain(self.db, self.name, reason)
         logger.warning("machine %s drains itself: %s", self.name, reason)
         return True
 
@@ -209,56 +189,26 @@ class Machine:
         the sweep already marked lost keeps its status; the reason gains the stop).
         Returns how many experiments were recovered (newly marked lost).
         """
-        from tasks.states import Status
-        from worker.launcher import group_alive, stop_group
-
         count = 0
         # Lost ones too: the sweep marks them lost once this machine falls silent, mostly
         # before the worker is back, and only the direct child had PDEATHSIG, so the rest
-        # of the group may still run. `_reaped` says a group was dealt with, so a later
-        # restart never signals a group ID that the system has since handed out again.
-        orphans = self.db["experiments"].find(
-            {
-                "_machine_id": self.name,
-                "$or": [
-                    {"_status": {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]}},
-                    {
-                        "_status": str(Status.LOST),
-                        "_pgid": {"$ne": None},
-                        "_reaped": {"$exists": False},
-                    },
-                ],
-            }
-        )
-        for doc in orphans:
-            pgid = doc.get("_pgid")
-            reaped = bool(pgid) and group_alive(int(pgid))
+        # of the group may still run.
+        for doc in experiments.left_on_machine(self.db, self.name):
+            pgid = int(doc.get("_pgid") or 0)
+            reaped = pgid > 0 and group_alive(pgid)
             if reaped:
-                stop_group(int(pgid), self.settings.kill_grace)
+                stop_group(pgid, self.settings.kill_grace)
             stopped = f"process group {pgid} was still running and has been stopped"
             if doc["_status"] == str(Status.LOST):
-                fields: dict[str, Any] = {"_reaped": datetime.now(UTC)}
+                reason = None
                 if reaped:
                     before = (doc.get("_exit") or {}).get("reason") or "lost"
-                    fields["_exit.reason"] = f"{before}; {stopped} by the restarted worker"
+                    reason = f"{before}; {stopped} by the restarted worker"
                     logger.warning("experiment %s: %s", doc["_id"], stopped)
-                self.db["experiments"].update_one(
-                    {"_id": doc["_id"], "_status": str(Status.LOST)}, {"$set": fields}
-                )
+                experiments.note_reaped(self.db, doc["_id"], reason)
                 continue
             reason = "its worker stopped while it ran" + (f"; {stopped}" if reaped else "")
-            moved = self.db["experiments"].update_one(
-                {"_id": doc["_id"], "_status": doc["_status"]},
-                {
-                    "$set": {
-                        "_status": str(Status.LOST),
-                        "_finished": datetime.now(UTC),
-                        "_exit": {"code": None, "signal": None, "reason": reason},
-                        "_reaped": datetime.now(UTC),
-                    }
-                },
-            )
-            if moved.modified_count:
+            if experiments.lose(self.db, doc["_id"], reason, reaped=True) is not None:
                 count += 1
                 self.ledger.release(self.name, str(doc["_id"]))
                 self.notify("finished", {"experiment_id": str(doc["_id"])})

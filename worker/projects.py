@@ -143,8 +143,9 @@ class ProjectsFile:
                 self._reload()
             return dict(self._projects)
 
-    def add_template(self, project_id: str) -> None:
-        """Add FGLab's "Add to machine" template for project_id, creating the file if needed.
+    def add(self, project_id: str, entry: dict[str, Any] | None = None) -> None:
+        """Add `entry` for project_id, FGLab's "Add to machine" template when None,
+        creating the file if needed.
 
         An existing entry is never overwritten (nothing is written then). The file is
         replaced atomically, so a reader never sees half of it. Raises
@@ -158,9 +159,9 @@ class ProjectsFile:
             if project_id in data:
                 logger.info("projects.json already has project %s; left unchanged", project_id)
                 return
-            data[project_id] = dict(PROJECT_TEMPLATE)
+            data[project_id] = dict(PROJECT_TEMPLATE if entry is None else entry)
             self._write(data)
-            logger.info("projects.json: added template for project %s at %s", project_id, self.path)
+            logger.info("projects.json: added project %s at %s", project_id, self.path)
 
     def _reload(self) -> None:
         try:

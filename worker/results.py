@@ -34,6 +34,7 @@ from bson.errors import InvalidDocument
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from tasks import experiments
 from tasks.fields import LARGE_FIELD_BYTES, store_field_value
 from tasks.files import DEFAULT_CONTENT_TYPE, put_experiment_file
 
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 #: Fields starting with "_" that result files may set; the others belong to FGLab.
 WRITABLE_RESERVED_FIELDS = frozenset({"_scores", "_notes", "_charts"})
-
-NOTES_FIELD = "_result_notes"
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -260,7 +259,7 @@ class ResultsSync:
                 raise _Pending(f"MongoDB error: {e}") from e
         if fields:
             try:
-                self._db["experiments"].update_one({"_id": self._experiment_id}, {"$set": fields})
+                experiments.set_fields(self._db, self._experiment_id, fields)
             except PyMongoError as e:
                 raise _Pending(f"MongoDB error: {e}") from e
         return True
@@ -287,10 +286,7 @@ class ResultsSync:
             return ()
         notes = list(self._unrecorded_notes)
         try:
-            self._db["experiments"].update_one(
-                {"_id": self._experiment_id},
-                {"$addToSet": {NOTES_FIELD: {"$each": notes}}},
-            )
+            experiments.add_result_notes(self._db, self._experiment_id, notes)
         except PyMongoError as e:
             logger.warning(
                 "experiment %s: %d result notes not recorded yet: %s",

@@ -18,14 +18,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
+from tasks import experiments
 from tasks.contract import RunRequest
 from tasks.states import Status
 from worker.argv import build_argv, gpu_env
@@ -54,18 +53,13 @@ class Outcome:
 
 def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
     """Run one experiment to its end; returns a JSON-able summary for the task result."""
-    experiments = machine.db["experiments"]
     experiment_id = ObjectId(request.experiment_id)
     if not machine.ledger.confirm(machine.name, request.experiment_id, request.token):
         logger.info(
             "experiment %s: reservation %s is gone; not launching", experiment_id, request.token
         )
         return {"experiment": request.experiment_id, "launched": False, "why": "no reservation"}
-    doc = experiments.find_one_and_update(
-        {"_id": experiment_id, "_status": str(Status.DISPATCHED), "_token": request.token},
-        {"$set": {"_status": str(Status.CLAIMED), "_claimed": _now(), "_worker_pid": os.getpid()}},
-        return_document=ReturnDocument.AFTER,
-    )
+    doc = experiments.claim(machine.db, experiment_id, request.token, os.getpid())
     if doc is None:
         _release_if_abandoned(machine, experiment_id, request)
         logger.info(
@@ -136,19 +130,11 @@ def _run(
     assert process.stdout is not None and process.stderr is not None
     sink.pump(process.stdout, "out")  # the sink closes the pipes at EOF
     sink.pump(process.stderr, "err")
-    running = {
-        "_status": str(Status.RUNNING),
-        "_started": _now(),
-        "_pid": process.pid,
-        "_pgid": process.pid,
-        "_argv": argv,
-        "_results_dir": str(folder),
-    }
     _persist(
         machine,
         f"marking {experiment_id} running",
-        lambda: machine.db["experiments"].update_one(
-            {"_id": experiment_id, "_status": str(Status.CLAIMED)}, {"$set": running}
+        lambda: experiments.start(
+            machine.db, experiment_id, pid=process.pid, argv=argv, results_dir=str(folder)
         ),
     )
     machine.notify("started", {"experiment_id": str(experiment_id)})
@@ -194,7 +180,6 @@ def _watch(
 ) -> Outcome:
     started = time.monotonic()
     last_sync = started
-    experiments = machine.db["experiments"]
     while True:
         code = process.poll()
         if code is not None:
@@ -207,10 +192,10 @@ def _watch(
                 Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped", process.returncode
             )
         try:
-            flags = experiments.find_one({"_id": experiment_id}, {"_kill_requested": 1})
+            kill = experiments.kill_requested(machine.db, experiment_id)
         except PyMongoError:
-            flags = None
-        if flags and flags.get("_kill_requested"):
+            kill = False
+        if kill:
             stop_group(process.pid, grace, process)
             process.wait()
             return Outcome(Status.KILLED, "killed on request", process.returncode)
@@ -252,20 +237,11 @@ def _final_upload(results: ResultsSync, patience: float) -> bool:
 def _finish(
     machine: Machine, doc: dict[str, Any], outcome: Outcome, log: dict[str, Any] | None = None
 ) -> None:
-    fields: dict[str, Any] = {
-        "_status": str(outcome.status),
-        "_finished": _now(),
-        "_exit": {"code": outcome.code, "signal": outcome.signal, "reason": outcome.reason},
-    }
-    if log is not None:
-        fields["_log"] = log
-    claimed_or_running = [str(Status.CLAIMED), str(Status.RUNNING)]
+    exit = experiments.exit_record(outcome.reason, code=outcome.code, signal=outcome.signal)
     _persist(
         machine,
         f"storing the end of {doc['_id']}",
-        lambda: machine.db["experiments"].update_one(
-            {"_id": doc["_id"], "_status": {"$in": claimed_or_running}}, {"$set": fields}
-        ),
+        lambda: experiments.finish(machine.db, doc["_id"], outcome.status, exit, log=log),
     )
     logger.info(
         "experiment %s: %s (%s)", doc["_id"], outcome.status, outcome.reason.splitlines()[0]
@@ -274,7 +250,7 @@ def _finish(
 
 def _release_if_abandoned(machine: Machine, experiment_id: ObjectId, request: RunRequest) -> None:
     """A stale message whose experiment ended or was cancelled gives its lease back."""
-    doc = machine.db["experiments"].find_one({"_id": experiment_id}, {"_status": 1, "_token": 1})
+    doc = experiments.get(machine.db, experiment_id, ["_status", "_token"])
     if (
         doc is None
         or doc.get("_token") != request.token
@@ -301,7 +277,3 @@ def _persist(machine: Machine, what: str, write: Callable[[], T]) -> T | None:
             logger.warning("%s failed (%s); retrying in %.1fs", what, e, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

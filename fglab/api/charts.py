@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_smorest import Blueprint
 
+from fglab.api.params import int_arg
 from fglab.charts import ChartError, prepare_charts
 from fglab.errors import BadRequest
 from fglab.extensions import services
-from tasks.fields import resolve_large_fields
 
 blp = Blueprint("charts", __name__, url_prefix="/api/v1", description="Experiment charts")
 
@@ -35,14 +34,13 @@ MAX_POINTS = 100_000
 @blp.alt_response(404, description="No such experiment")
 def get_charts(experiment_id: str) -> Any:
     """Read an experiment's charts as C3.js configs."""
-    points = _points(request.args.get("points"))
-    doc = services().store.get_experiment(experiment_id)
+    points = int_arg("points", DEFAULT_POINTS, 3, MAX_POINTS)
+    store = services().store
+    doc = store.get_experiment(experiment_id)
     if doc.get("_charts") is None:
         return []
     # Only `_charts` is loaded from GridFS, not every other large field of the experiment.
-    charts = resolve_large_fields(
-        services().store.db, {"_id": doc["_id"], "_charts": doc["_charts"]}
-    )
+    charts = store.resolve_large_fields({"_id": doc["_id"], "_charts": doc["_charts"]})
     if charts["_charts"] is None:
         return []
     try:
@@ -51,17 +49,3 @@ def get_charts(experiment_id: str) -> Any:
         raise BadRequest(
             f"Experiment {experiment_id} has _charts that cannot be drawn: {e}"
         ) from None
-
-
-def _points(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_POINTS
-    try:
-        points = int(value)
-    except ValueError:
-        raise BadRequest(
-            f"points is {value!r}; use a whole number from 3 to {MAX_POINTS}"
-        ) from None
-    if not 3 <= points <= MAX_POINTS:
-        raise BadRequest(f"points is {points}; use a whole number from 3 to {MAX_POINTS}")
-    return points

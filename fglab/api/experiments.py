@@ -13,14 +13,10 @@ from fglab.api.bodies import doc_body, doc_multipart, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.store import now, object_id
-from tasks.fields import resolve_large_fields
+from tasks.experiments import SYSTEM_FIELDS
+from tasks.states import Status
 
 blp = Blueprint("experiments", __name__, url_prefix="/api/v1", description="Experiments")
-
-#: Fields only FGLab and the machines write; a PUT that sets them is refused.
-SYSTEM_FIELDS = frozenset(
-    {"_id", "_project_id", "_machine_id", "_options", "_status", "_files", "_created"}
-)
 
 
 @blp.route("/experiments", methods=["GET"])
@@ -36,11 +32,9 @@ def list_experiments() -> Any:
 def get_experiment(experiment_id: str) -> Any:
     """Read one experiment (large fields such as long `_charts` included whole)."""
     store = services().store
-    doc = resolve_large_fields(store.db, store.get_experiment(experiment_id))
-    if doc["_status"] == "queued":
-        doc["_queue_position"] = 1 + store.experiments.count_documents(
-            {"_status": "queued", "_created": {"$lt": doc["_created"]}}
-        )
+    doc = store.resolve_large_fields(store.get_experiment(experiment_id))
+    if doc["_status"] == Status.QUEUED:
+        doc["_queue_position"] = store.queue_position(doc)
     return doc
 
 
@@ -144,4 +138,7 @@ def kill_experiment(experiment_id: str) -> Any:
     """Cancel a waiting experiment or kill a running one (its whole process group)."""
     oid = object_id(experiment_id, "Experiment ID")
     services().store.get_experiment(oid)
-    return services().scheduler.cancel(oid)
+    doc = services().scheduler.cancel(oid)
+    if doc.get("_status") == Status.CANCELLED and doc.get("_machine_id"):
+        services().broker.ask_dispatch()  # its reservation is free for what waits
+    return doc

@@ -10,7 +10,6 @@ from flask_smorest import Blueprint
 from fglab.api.bodies import doc_body, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
-from tasks.contract import ADD_PROJECT, machine_queue
 
 blp = Blueprint("machines", __name__, url_prefix="/api/v1", description="Machines")
 
@@ -74,6 +73,7 @@ def set_machine_projects(machine_id: str) -> Any:
 @blp.route("/machines/<machine_id>/projects/<project_id>", methods=["POST"])
 @blp.response(202, description="The template is on its way to the machine's projects.json")
 @blp.alt_response(404, description="No such machine or project")
+@blp.alt_response(503, description="The broker (Redis) is unreachable")
 def add_project_to_machine(machine_id: str, project_id: str) -> Any:
     """Add to machine: write a template entry for the project into its projects.json.
 
@@ -83,10 +83,7 @@ def add_project_to_machine(machine_id: str, project_id: str) -> Any:
     store = services().store
     machine = store.get_machine(machine_id)
     project = store.get_project(project_id)
-    celery = services().celery
-    if celery is None:
-        raise BadRequest("This FGLab has no broker to reach machines")
-    celery.send_task(ADD_PROJECT, args=[str(project["_id"])], queue=machine_queue(machine["_id"]))
+    services().broker.add_project(machine["_id"], str(project["_id"]))
     return {"status": "Sent", "machine": machine["_id"], "project": str(project["_id"])}, 202
 
 
@@ -97,18 +94,14 @@ def drain_machine(machine_id: str) -> Any:
     """Drain a machine: it finishes what runs and takes nothing new."""
     body = json_object() if request.get_data() else {}
     reason = body.get("reason") or "drained from the API"
-    return services().store.set_machine_fields(
-        machine_id, {"drained": True, "drain_reason": str(reason)}
-    )
+    return services().store.drain_machine(machine_id, str(reason))
 
 
 @blp.route("/machines/<machine_id>/resume", methods=["POST"])
 @blp.response(200, description="The machine, taking work again")
 @blp.alt_response(404, description="No such machine")
 def resume_machine(machine_id: str) -> Any:
-    """Resume a drained machine; queued work is dispatched to it at once."""
-    doc = services().store.set_machine_fields(
-        machine_id, {"drained": False, "drain_reason": None, "start_failures": []}
-    )
-    services().scheduler.dispatch_queued()
+    """Resume a drained machine; the scheduler is asked to dispatch queued work to it."""
+    doc = services().store.resume_machine(machine_id)
+    services().broker.ask_dispatch()
     return doc

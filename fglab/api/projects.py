@@ -10,6 +10,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, doc_multipart, json_body, parse_json
+from fglab.api.params import seconds_arg
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.schema import OptionsError, SchemaError, validate_options, validate_schema
@@ -158,16 +159,8 @@ def submit_batch(project_id: str) -> Any:
 
 def _timeout_field() -> dict[str, float]:
     """``?timeout=<seconds>``: a wall-clock limit for this submission's experiments."""
-    raw = request.args.get("timeout")
-    if raw is None or raw == "":
-        return {}
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise BadRequest(f"timeout={raw!r} is not a number of seconds > 0")
-    return {"_timeout": seconds}
+    seconds = seconds_arg("timeout")
+    return {} if seconds is None else {"_timeout": seconds}
 
 
 def _valid_options(project: dict[str, Any], options: Any) -> dict[str, Any]:

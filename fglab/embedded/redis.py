@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fglab.embedded import die_with_parent
+from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -22,9 +22,10 @@ from jinja2 import Undefined
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.jsonify import to_json_value
+from tasks import machines as machine_record
 from tasks.contract import PROJECT_TEMPLATE
 from tasks.fields import is_large_ref
-from tasks.states import ACTIVE, TERMINAL, Status
+from tasks.states import TERMINAL
 
 pages = Blueprint(
     "pages",
@@ -33,11 +34,6 @@ pages = Blueprint(
     static_folder="static",
     static_url_path="/assets",
 )
-
-#: A machine whose last heartbeat is older than this is shown as silent.
-LIVE_WITHIN = timedelta(seconds=30)
-
-STATUSES = tuple(str(s) for s in Status)
 
 
 @pages.errorhandler(NotFound)
@@ -159,9 +155,7 @@ def machine(machine_id: str) -> str:
     doc = store.get_machine(machine_id)
     names = {str(p["_id"]): p["name"] for p in store.list_projects()}
     projects = _dict_field(doc, "projects")
-    running = store.experiments.find(
-        {"_machine_id": doc["_id"], "_status": {"$in": sorted(str(s) for s in ACTIVE)}}
-    ).sort("_created", 1)
+    running = store.machine_experiments(doc["_id"])
     return render_template(
         "machine.html",
         machine=doc,
@@ -178,14 +172,9 @@ def machine(machine_id: str) -> str:
 # Helpers ----------------------------------------------------------------------------
 
 
-def is_live(machine: Mapping[str, Any], at: datetime | None = None) -> bool:
-    """Whether the machine's last heartbeat is recent (within :data:`LIVE_WITHIN`)."""
-    beat = machine.get("_heartbeat")
-    if not isinstance(beat, datetime):
-        return False
-    if beat.tzinfo is None:  # pymongo without tz_aware gives naive UTC
-        beat = beat.replace(tzinfo=UTC)
-    return (at or datetime.now(UTC)) - beat <= LIVE_WITHIN
+def is_live(machine: Mapping[str, Any]) -> bool:
+    """Whether the machine is live, as the scheduler and the sweep see it."""
+    return machine_record.is_live(machine, services().settings)
 
 
 def gib(value: object) -> str:

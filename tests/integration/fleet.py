@@ -11,18 +11,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bson import ObjectId
+from pymongo.database import Database
 
 from config import Settings
-
-T = TypeVar("T")
 
 #: The experiment program the workers launch (its modes: ``--mode write``, ``sleep``...).
 PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
@@ -31,20 +29,6 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "mode": {"type": "string", "default": "write"},
     "until": {"type": "string", "default": "none"},
 }
-
-
-def wait_for(
-    condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = ""
-) -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
 
 
 def settings_env(settings: Settings, **extra: Any) -> dict[str, str]:
@@ -182,28 +166,28 @@ def machine_name() -> str:
     return f"m{uuid.uuid4().hex[:8]}"
 
 
-def machine(store: Any, name: str) -> dict:
+def machine(db: Database, name: str) -> dict:
     """The machine record, or {} while there is none."""
-    return store.machines.find_one({"_id": name}) or {}
+    return db["machines"].find_one({"_id": name}) or {}
 
 
-def live(store: Any, name: str) -> Callable[[], Any]:
+def live(db: Database, name: str) -> Callable[[], Any]:
     """A condition for `wait_for`: the machine's last heartbeat, once it has one."""
-    return lambda: machine(store, name).get("_heartbeat")
+    return lambda: machine(db, name).get("_heartbeat")
 
 
-def serves(store: Any, name: str, project: Mapping[str, Any]) -> Callable[[], bool]:
+def serves(db: Database, name: str, project: Mapping[str, Any]) -> Callable[[], bool]:
     """A condition for `wait_for`: the machine publishes `project` (projects.json was read)."""
-    return lambda: str(project["_id"]) in machine(store, name).get("projects", {})
+    return lambda: str(project["_id"]) in machine(db, name).get("projects", {})
 
 
-def experiment(store: Any, experiment_id: str) -> dict:
+def experiment(db: Database, experiment_id: str) -> dict:
     """The experiment record, or {} while there is none."""
-    return store.experiments.find_one({"_id": ObjectId(experiment_id)}) or {}
+    return db["experiments"].find_one({"_id": ObjectId(experiment_id)}) or {}
 
 
-def status_of(store: Any, experiment_id: str) -> str | None:
-    return experiment(store, experiment_id).get("_status")
+def status_of(db: Database, experiment_id: str) -> str | None:
+    return experiment(db, experiment_id).get("_status")
 
 
 def submit(client: Any, project: Mapping[str, Any], queue=True, query="", **options) -> str:

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,10 +13,13 @@ import pytest
 import redis
 from bson import ObjectId
 
-from fglab.api import logs as logs_api
+from fglab import logs as log_reader
 from fglab.app import create_app
+from tasks import experiments
+from tasks.experiments import Reservation
 from tasks.logs import LOG_FILENAME, cut_notice, log_key
 from tasks.states import Status
+from tests.waiting import wait_for
 from worker.logs import LogSink
 
 LINES = 2000
@@ -55,10 +57,12 @@ def app(settings, store, redis_client):
 
 
 @pytest.fixture
-def experiment(store, redis_client) -> Iterator[dict[str, Any]]:
+def experiment(store, db, redis_client) -> Iterator[dict[str, Any]]:
     """A running experiment; its log stream is deleted afterwards."""
     project_id = store.create_project("logs", {})
-    experiment_id = store.new_experiment(project_id, {}, status=Status.RUNNING)
+    experiment_id = experiments.insert(db, project_id, {}, reservation=Reservation("m", "t"))
+    experiments.claim(db, experiment_id, "t", worker_pid=0)
+    experiments.start(db, experiment_id, pid=0, argv=["program"], results_dir="results")
     yield store.get_experiment(experiment_id)
     redis_client.delete(log_key(str(experiment_id)))
 
@@ -74,10 +78,14 @@ def run(program: str, sink: LogSink) -> None:
         sink.join(timeout=120)
 
 
-def finish(sink: LogSink, store, experiment: dict[str, Any]) -> dict[str, Any]:
-    """What the worker does at the exit: close the sink and record the kept log."""
-    summary = sink.close(store.db, experiment["_project_id"])
-    store.set_fields(experiment["_id"], {"_log": summary, "_status": str(Status.SUCCESS)})
+def finish(sink: LogSink, store, db, experiment: dict[str, Any]) -> dict[str, Any]:
+    """What the worker does at the exit: close the sink and record the kept log.
+
+    `db` is the database `store` wraps; the sink keeps the log in its GridFS.
+    """
+    summary = sink.close(db, experiment["_project_id"])
+    exit = experiments.exit_record("exited with code 0", code=0)
+    experiments.finish(db, experiment["_id"], Status.SUCCESS, exit, log=summary)
     return summary
 
 
@@ -98,21 +106,31 @@ def page_through(client, experiment_id: object, limit: int = 300) -> dict[str, A
 
 
 def read_events(response, timeout: float = 60.0) -> list[dict[str, str]]:
-    """Parse Server-Sent Events until the server ends the response."""
-    deadline = time.monotonic() + timeout
-    events: list[dict[str, str]] = []
-    buffer = ""
-    for chunk in response.response:
-        assert time.monotonic() < deadline, "the event stream did not end"
-        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            event: dict[str, str] = {}
-            for line in block.split("\n"):
-                field, _, value = line.partition(": ")
-                event[field] = value
-            events.append(event)
+    """Parse Server-Sent Events until the server ends the response.
+
+    Each poll reads one chunk (the server sends keepalives while it has nothing else);
+    the stream has ended when there is no chunk left.
+    """
+    chunks = iter(response.response)
+    text: list[str] = []
+
+    def ended() -> bool:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return True
+        text.append(chunk.decode() if isinstance(chunk, bytes) else chunk)
+        return False
+
+    wait_for(ended, timeout=timeout, what="the event stream to end", interval=0)
     response.close()
+    events: list[dict[str, str]] = []
+    *blocks, _rest = "".join(text).split("\n\n")
+    for block in blocks:
+        event: dict[str, str] = {}
+        for line in block.split("\n"):
+            field, _, value = line.partition(": ")
+            event[field] = value
+        events.append(event)
     return events
 
 
@@ -126,7 +144,7 @@ def event_entries(events: list[dict[str, str]]) -> list[dict[str, str]]:
     ]
 
 
-def test_live_then_kept_log_of_a_program(client, store, redis_client, experiment) -> None:
+def test_live_then_kept_log_of_a_program(client, store, db, redis_client, experiment) -> None:
     experiment_id = experiment["_id"]
     sink = LogSink(redis_client, str(experiment_id), max_bytes=10 * 1024 * 1024)
     run(TWO_STREAMS, sink)
@@ -139,7 +157,7 @@ def test_live_then_kept_log_of_a_program(client, store, redis_client, experiment
     ids = [entry["id"] for entry in running["entries"]]
     assert len(set(ids)) == len(ids)
 
-    summary = finish(sink, store, experiment)
+    summary = finish(sink, store, db, experiment)
     assert summary["bytes"] == len(EXPECTED_OUT) + len(EXPECTED_ERR)
     assert summary["cut_bytes"] == 0
     assert redis_client.ttl(log_key(str(experiment_id))) > 0
@@ -185,15 +203,15 @@ def test_live_then_kept_log_of_a_program(client, store, redis_client, experiment
     assert event_entries(resumed) == kept["entries"][middle:]
 
 
-def test_kept_log_is_one_gridfs_file_outside_files(store, redis_client, experiment) -> None:
+def test_kept_log_is_one_gridfs_file_outside_files(store, db, redis_client, experiment) -> None:
     sink = LogSink(redis_client, str(experiment["_id"]), max_bytes=1024)
     sink.write("meta", "could not start: no such file\n")
-    first = finish(sink, store, experiment)
+    first = finish(sink, store, db, experiment)
     sink = LogSink(redis_client, str(experiment["_id"]), max_bytes=1024)
     sink.write("err", "second run\n")
-    second = finish(sink, store, experiment)
+    second = finish(sink, store, db, experiment)
 
-    stored = list(store.files.find({"metadata.experiment": experiment["_id"]}))
+    stored = list(db["fs.files"].find({"metadata.experiment": experiment["_id"]}))
     assert [doc["_id"] for doc in stored] == [second["file_id"]] != [first["file_id"]]
     assert stored[0]["filename"] == LOG_FILENAME
     assert stored[0]["metadata"] == {
@@ -207,9 +225,9 @@ def test_kept_log_is_one_gridfs_file_outside_files(store, redis_client, experime
 
 
 def test_event_stream_follows_a_running_program(
-    client, store, redis_client, experiment, monkeypatch
+    client, store, db, redis_client, experiment, monkeypatch
 ) -> None:
-    monkeypatch.setattr(logs_api, "KEEPALIVE_S", 0.5)
+    monkeypatch.setattr(log_reader, "KEEPALIVE_S", 0.5)
     response = client.get(f"/api/v1/experiments/{experiment['_id']}/logs/stream", buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
@@ -217,7 +235,7 @@ def test_event_stream_follows_a_running_program(
 
     def worker() -> None:
         run(TWO_STREAMS, sink)
-        finish(sink, store, experiment)
+        finish(sink, store, db, experiment)
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
@@ -233,8 +251,8 @@ def test_event_stream_follows_a_running_program(
 def test_event_stream_keeps_quiet_connections_alive_and_stops_on_disconnect(
     client, experiment, monkeypatch
 ) -> None:
-    monkeypatch.setattr(logs_api, "KEEPALIVE_S", 0.0)
-    monkeypatch.setattr(logs_api, "BLOCK_MS", 20)
+    monkeypatch.setattr(log_reader, "KEEPALIVE_S", 0.0)
+    monkeypatch.setattr(log_reader, "BLOCK_MS", 20)
     response = client.get(f"/api/v1/experiments/{experiment['_id']}/logs/stream", buffered=False)
     chunks = iter(response.response)
     assert next(chunks) == b": keepalive\n\n"
@@ -243,11 +261,11 @@ def test_event_stream_keeps_quiet_connections_alive_and_stops_on_disconnect(
         next(chunks)
 
 
-def test_flood_is_drained_and_kept_bounded(client, store, redis_client, experiment) -> None:
+def test_flood_is_drained_and_kept_bounded(client, store, db, redis_client, experiment) -> None:
     sink = LogSink(redis_client, str(experiment["_id"]), max_bytes=1024 * 1024)
     run(FLOOD, sink)
     assert sink.bytes_read == FLOOD_BYTES
-    summary = finish(sink, store, experiment)
+    summary = finish(sink, store, db, experiment)
     assert summary["bytes"] == FLOOD_BYTES
     assert FLOOD_BYTES - 1024 * 1024 <= summary["cut_bytes"] < FLOOD_BYTES
 
@@ -272,14 +290,14 @@ def test_unknown_experiment_and_bad_queries(client, experiment) -> None:
     assert "Log entry ID 'yesterday' is not valid" in response.get_json()["error"]
     response = client.get(logs_url, query_string={"limit": "0"})
     assert response.status_code == 400
-    assert "limit '0' is not usable" in response.get_json()["error"]
+    assert "limit is '0'; use a whole number from 1 to 10000" in response.get_json()["error"]
 
 
-def test_a_program_without_output_yet_is_not_ended(client, store, experiment) -> None:
+def test_a_program_without_output_yet_is_not_ended(client, db, experiment) -> None:
     url = f"/api/v1/experiments/{experiment['_id']}/logs"
     answer = client.get(url).get_json()
     assert answer == {"entries": [], "last": None, "ended": False, "source": "none"}
-    store.set_fields(experiment["_id"], {"_status": str(Status.LOST)})
+    experiments.lose(db, experiment["_id"], "its machine stopped beating")
     assert client.get(url).get_json()["ended"] is True
     events = read_events(client.get(f"{url}/stream", buffered=False))
     assert events == [{"event": "end", "data": "{}"}]

@@ -20,6 +20,7 @@ from config import Settings
 from fglab.app import create_app
 from fglab.auth import OPEN_ENDPOINTS
 from fglab.store import Store
+from tests.html import find, page, text
 from tests.integration.api.helpers import (
     EXAMPLE_SCHEMA,
     OPTIONS,
@@ -136,14 +137,14 @@ def test_every_route_refuses_without_credentials(
 
 
 def test_login_page_and_its_assets_are_open(locked_client) -> None:
-    page = locked_client.get("/login")
+    response = locked_client.get("/login")
     with locked_client.get("/assets/style.css") as css:
         assert css.status_code == 200
 
-    assert page.status_code == 200
-    html = page.get_data(as_text=True)
-    assert 'type="password"' in html
-    assert "/assets/style.css" in html
+    assert response.status_code == 200
+    login = page(response)
+    assert login.find("input", type="password") is not None
+    assert login.find("link", href="/assets/style.css") is not None
 
 
 def test_page_redirect_keeps_the_query(locked_client) -> None:
@@ -217,11 +218,11 @@ def test_credentials_read_and_write(locked_client, db, how: str) -> None:
 )
 def test_wrong_credentials_are_refused(locked_client, db, headers: dict[str, str]) -> None:
     api = locked_client.post("/api/v1/machines", json={"hostname": "box"}, headers=headers)
-    page = locked_client.get("/", headers=headers)
+    home = locked_client.get("/", headers=headers)
 
     assert api.status_code == 401
     assert api.get_json() == {"error": "Authentication required"}
-    assert _to_login(page)
+    assert _to_login(home)
     assert db.machines.count_documents({}) == 0
 
 
@@ -229,7 +230,7 @@ def test_wrong_password_at_login_sets_no_session(locked_client) -> None:
     response = _login(locked_client, "wrong", "/machines/box")
 
     assert response.status_code == 401
-    assert "Wrong password" in response.get_data(as_text=True)
+    assert "Wrong password" in text(find(page(response), '[role="alert"]'))
     assert locked_client.get_cookie("fglab_session") is None
     assert _to_login(locked_client.get("/"))
 

@@ -25,7 +25,7 @@ import pytest
 
 from config import Settings
 from fglab.up import child_environment
-from tests.integration.fleet import wait_for
+from tests.waiting import wait_for
 
 DEADLINE = 90.0
 
@@ -160,10 +160,14 @@ def test_up_runs_the_demo_and_stops_the_whole_tree(start_up, tmp_path):
     data_dir = tmp_path / "data"
     up = start_up(data_dir, f"up{uuid.uuid4().hex[:8]}")
 
-    project = wait_for(lambda: demo_project(up), timeout=DEADLINE, what="demo project")
+    project = wait_for(
+        lambda: demo_project(up), timeout=DEADLINE, what="the demo project to be listed"
+    )
     assert set(project["schema"]) == {"learningRate", "epochs", "optimiser", "seed"}
     doc = wait_for(
-        lambda: finished_demo(up, project["_id"]), timeout=DEADLINE, what="demo experiment success"
+        lambda: finished_demo(up, project["_id"]),
+        timeout=DEADLINE,
+        what="the demo experiment to succeed",
     )
     assert set(doc["_scores"]) == {"trainLoss", "validationLoss"}
     assert doc["_scores"]["validationLoss"] < 0.5
@@ -188,7 +192,7 @@ def test_up_runs_the_demo_and_stops_the_whole_tree(start_up, tmp_path):
     left = wait_for(
         lambda: not [p for p in tree if alive(p)] or None,
         timeout=5,
-        what="every child gone",
+        what="every child of fglab up to exit",
     )
     assert left
     assert "stopping everything" not in up.log.read_text()
@@ -198,14 +202,22 @@ def test_a_restart_keeps_projects_and_experiments_and_adds_no_second_demo(start_
     data_dir = tmp_path / "data"
     machine = f"up{uuid.uuid4().hex[:8]}"
     first = start_up(data_dir, machine)
-    project = wait_for(lambda: demo_project(first), timeout=DEADLINE, what="demo project")
+    project = wait_for(
+        lambda: demo_project(first), timeout=DEADLINE, what="the demo project to be listed"
+    )
     done = wait_for(
-        lambda: finished_demo(first, project["_id"]), timeout=DEADLINE, what="demo success"
+        lambda: finished_demo(first, project["_id"]),
+        timeout=DEADLINE,
+        what="the demo experiment to succeed",
     )
     assert first.terminate() == 0
 
     second = start_up(data_dir, machine)
-    projects = wait_for(lambda: second.json("/api/v1/projects"), timeout=DEADLINE, what="web")
+    projects = wait_for(
+        lambda: second.json("/api/v1/projects"),
+        timeout=DEADLINE,
+        what="the restarted web server to list the projects",
+    )
     assert [(p["_id"], p["name"]) for p in projects] == [(project["_id"], "demo")]
     experiments = second.json(f"/api/v1/projects/{project['_id']}/experiments")
     assert [(e["_id"], e["_status"]) for e in experiments] == [(done["_id"], "success")]
@@ -217,12 +229,20 @@ def test_a_restart_keeps_projects_and_experiments_and_adds_no_second_demo(start_
 
 def test_a_child_that_dies_stops_everything_with_an_error(start_up, tmp_path):
     up = start_up(tmp_path / "data", f"up{uuid.uuid4().hex[:8]}", "--no-demo")
-    assert wait_for(lambda: up.json("/api/v1/projects") == [], timeout=DEADLINE, what="web")
+    assert wait_for(
+        lambda: up.json("/api/v1/projects") == [],
+        timeout=DEADLINE,
+        what="the web server to answer with no projects",
+    )
     tree = up.descendants()
     worker = next(p for p in tree if "-A worker worker" in " ".join(p.cmdline()))
     worker.kill()
     assert up.process.wait(timeout=60) == 1
-    assert wait_for(lambda: not [p for p in tree if alive(p)], timeout=5, what="every child gone")
+    assert wait_for(
+        lambda: not [p for p in tree if alive(p)],
+        timeout=5,
+        what="every child of fglab up to exit",
+    )
     assert "worker exited unexpectedly with code -9" in up.log.read_text()
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 import copy
 import math
 import re
-import time
 
 import pytest
 
@@ -67,15 +66,13 @@ def test_lttb_rejects_unequal_lengths() -> None:
         lttb([1, 2, 3], [1, 2], 2)
 
 
-def test_lttb_is_fast_for_half_a_million_points() -> None:
+def test_lttb_downsamples_half_a_million_points() -> None:
+    """How fast it does so is bench/bench_charts.py's to measure."""
     n = 500_000
     xs = list(range(n))
     ys = [math.sin(i / 1000) + (i * 7919 % 101) / 100 for i in range(n)]
-    start = time.perf_counter()
     kept_x, _ = lttb(xs, ys, 1000)
-    elapsed = time.perf_counter() - start
     assert len(kept_x) == 1000
-    assert elapsed < 2.0  # measured about 0.05 s
 
 
 # --- prepare_chart ---------------------------------------------------------------------

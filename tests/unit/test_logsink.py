@@ -7,14 +7,14 @@ import logging
 import os
 import re
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import fakeredis
 import pytest
 import redis
 
 from tasks.logs import END_MARK, cut_notice, log_key
+from tests.waiting import wait_for
 from worker import logs
 from worker.logs import LogSink
 
@@ -24,13 +24,6 @@ EXPERIMENT = "65f0c0ffee0000000000abcd"
 @pytest.fixture
 def fake() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(0.002)
 
 
 def feed(chunks: Iterable[bytes]) -> tuple[int, threading.Thread]:
@@ -113,7 +106,12 @@ def test_multibyte_characters_split_across_reads_survive(fake) -> None:
     for part in (b"caf\xc3", b"\xa9 \xe2\x82", b"\xac \xff\n"):
         os.write(write_fd, part)
         sent += len(part)
-        wait_until(lambda sent=sent: sink.bytes_read >= sent)
+        wait_for(
+            lambda sent=sent: sink.bytes_read >= sent,
+            timeout=10,
+            what=f"the sink to read the first {sent} bytes",
+            interval=0.002,
+        )
     os.close(write_fd)
     sink.join(timeout=10)
     assert text_of(live(fake), "out") == "café € \ufffd\n"
@@ -204,7 +202,12 @@ def test_a_stalled_redis_costs_bounded_memory_and_never_blocks_the_pipe(fake, mo
 
     writer.join(timeout=30)
     assert not writer.is_alive(), "the program was blocked by a stalled Redis"
-    wait_until(lambda: sink.bytes_read == 64 * 65536)
+    wait_for(
+        lambda: sink.bytes_read == 64 * 65536,
+        timeout=10,
+        what="the sink to read all 4 MiB while Redis stalls",
+        interval=0.002,
+    )
     released.set()
     sink.join(timeout=30)
 

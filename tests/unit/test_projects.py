@@ -289,7 +289,7 @@ def test_current_returns_a_copy(projects_path: Path) -> None:
     assert list(projects.current()) == [PID]
 
 
-# --- add_template -----------------------------------------------------------------------
+# --- add: the "Add to machine" template ---------------------------------------------------
 
 TEMPLATE = {
     "cwd": ".",
@@ -306,7 +306,7 @@ def test_add_template_creates_file(tmp_path: Path) -> None:
     path = tmp_path / "machine" / "projects.json"
     projects = ProjectsFile(path)
     assert projects.current() == {}
-    projects.add_template(PID)
+    projects.add(PID)
     assert json.loads(path.read_text(encoding="utf-8")) == {PID: TEMPLATE}
     impl = projects.current()[PID]
     assert (impl.command, impl.capacity, impl.results) == ("python", 1.0, path.parent / "results")
@@ -319,14 +319,14 @@ def test_add_template_extends_without_overwriting(projects_path: Path) -> None:
     write(projects_path, {PID: mine}, tick=1)
     projects = ProjectsFile(projects_path)
 
-    projects.add_template("new-project")
+    projects.add("new-project")
     data = json.loads(projects_path.read_text(encoding="utf-8"))
     assert list(data) == [PID, "new-project"]
     assert data[PID] == mine
     assert data["new-project"] == TEMPLATE
 
     before = projects_path.read_bytes()
-    projects.add_template(PID)
+    projects.add(PID)
     assert projects_path.read_bytes() == before
     assert projects.current()[PID].command == "th"
 
@@ -335,23 +335,23 @@ def test_add_template_refuses_broken_file(projects_path: Path) -> None:
     write(projects_path, "{ broken", tick=1)
     projects = ProjectsFile(projects_path)
     with pytest.raises(ProjectsError, match=r"invalid JSON .*; fix the file before adding"):
-        projects.add_template(PID)
+        projects.add(PID)
     assert projects_path.read_text(encoding="utf-8") == "{ broken"
 
 
 def test_add_template_refuses_non_object(projects_path: Path) -> None:
     write(projects_path, "[]", tick=1)
     with pytest.raises(ProjectsError, match="top level is a list; make it an object"):
-        ProjectsFile(projects_path).add_template(PID)
+        ProjectsFile(projects_path).add(PID)
 
 
 def test_add_template_keeps_file_mode(projects_path: Path) -> None:
     write(projects_path, {}, tick=1)
     projects_path.chmod(0o640)
-    ProjectsFile(projects_path).add_template(PID)
+    ProjectsFile(projects_path).add(PID)
     assert projects_path.stat().st_mode & 0o777 == 0o640
 
 
 def test_add_template_empty_id(projects_path: Path) -> None:
     with pytest.raises(ValueError, match="project ID '' must be a non-empty string"):
-        ProjectsFile(projects_path).add_template("")
+        ProjectsFile(projects_path).add("")

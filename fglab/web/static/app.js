@@ -13,7 +13,7 @@ const C3_URLS = {
   c3: "/assets/vendor/c3.min.js",
   css: "/assets/vendor/c3.min.css",
 };
-const CDN_TIMEOUT_MS = 10000;
+const SCRIPT_TIMEOUT_MS = 10000;
 const NOTES_INTERVAL_MS = 500;
 const LOG_POLL_MS = 1000;
 const LOG_MAX_CHUNKS = 20000;
@@ -58,7 +58,7 @@ function say(id, text, isError = false) {
 function loadScript(src) {
   return new Promise((resolve, reject) => {
     const script = document.createElement("script");
-    const timer = setTimeout(() => reject(new Error(`timed out loading ${src}`)), CDN_TIMEOUT_MS);
+    const timer = setTimeout(() => reject(new Error(`timed out loading ${src}`)), SCRIPT_TIMEOUT_MS);
     script.src = src;
     script.onload = () => { clearTimeout(timer); resolve(); };
     script.onerror = () => { clearTimeout(timer); reject(new Error(`could not load ${src}`)); };

@@ -129,14 +129,14 @@ GRID = {
 }
 
 
-def test_grid_search_submits_every_combination(client, store, project) -> None:
+def test_grid_search_submits_every_combination(client, store, db, project) -> None:
     response = _search(client, project, {"method": "grid", "spec": GRID})
 
     assert response.status_code == 201, response.get_json()
     answer = response.get_json()
     assert answer["status"] == "Started"
     assert answer["count"] == len(answer["_ids"]) == 3 * 2 * 2
-    stored = list(store.experiments.find({"_project_id": ObjectId(project["_id"])}))
+    stored = list(db["experiments"].find({"_project_id": ObjectId(project["_id"])}))
     assert len(stored) == 12
     assert {doc["_status"] for doc in stored} == {"queued"}  # no machines in the tests
     options = _options_of(store, answer["_ids"])
@@ -147,7 +147,7 @@ def test_grid_search_submits_every_combination(client, store, project) -> None:
     assert {(o["seed"], o["model"], o["learningRate"]) for o in options} == {(123, "cnn.v2", 0.001)}
 
 
-def test_random_search_with_a_seed_repeats(client, store, project) -> None:
+def test_random_search_with_a_seed_repeats(client, store, db, project) -> None:
     body = {
         "method": "random",
         "spec": {
@@ -171,7 +171,7 @@ def test_random_search_with_a_seed_repeats(client, store, project) -> None:
         assert isinstance(options["seed"], int)
         assert 0 <= options["seed"] < 1000
         assert options["model"] in {"cnn.v2", "cnn.v3", "mlp"}
-    assert store.experiments.count_documents({}) == 12
+    assert db["experiments"].count_documents({}) == 12
 
 
 @pytest.mark.parametrize(
@@ -196,12 +196,12 @@ def test_random_search_with_a_seed_repeats(client, store, project) -> None:
         ([GRID], "Request body must be a JSON object"),
     ],
 )
-def test_bad_search_is_400_and_submits_nothing(client, store, project, body, message) -> None:
+def test_bad_search_is_400_and_submits_nothing(client, db, project, body, message) -> None:
     response = _search(client, project, body)
 
     assert response.status_code == 400
     assert message in response.get_json()["error"]
-    assert store.experiments.count_documents({}) == 0
+    assert db["experiments"].count_documents({}) == 0
 
 
 def test_search_in_an_unknown_project_is_404(client) -> None:

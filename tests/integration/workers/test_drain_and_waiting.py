@@ -21,8 +21,8 @@ from tests.integration.fleet import (
     new_project,
     status_of,
     submit,
-    wait_for,
 )
+from tests.waiting import wait_for
 from worker.machine import Machine, Running
 
 DRAINED = "every machine that implements this project is drained"
@@ -41,15 +41,15 @@ def read(client, experiment_id: str) -> dict:
 
 
 def test_a_drained_machine_finishes_its_work_and_takes_new_work_only_after_resume(
-    client, store, fleet, project, ledger, tmp_path
+    client, db, fleet, project, ledger, tmp_path
 ):
     name = machine_name()
     fleet.start_scheduler()
     fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path, capacity=0.5)})
-    wait_for(live(store, name), what="machine registration")
+    wait_for(live(db, name), timeout=30, what="the machine to register")
     gate = tmp_path / "gate"
     running = submit(client, project, queue=False, mode="sleep", until=str(gate))
-    wait_for(lambda: status_of(store, running) == "running", what="running")
+    wait_for(lambda: status_of(db, running) == "running", timeout=30, what="the experiment to run")
 
     answer = client.post(f"/api/v1/machines/{name}/drain")
     assert answer.status_code == 200, answer.json
@@ -60,10 +60,14 @@ def test_a_drained_machine_finishes_its_work_and_takes_new_work_only_after_resum
     doc = read(client, waiting)
     assert doc["_status"] == "queued"
     assert doc["_waiting"] == DRAINED
-    assert status_of(store, running) == "running"
+    assert status_of(db, running) == "running"
 
     gate.touch()
-    wait_for(lambda: status_of(store, running) == "success", what="running work finishes")
+    wait_for(
+        lambda: status_of(db, running) == "success",
+        timeout=30,
+        what="the running experiment to finish on the drained machine",
+    )
     # Room freed (the machine's "finished" event dispatches too): the drain still holds.
     assert services(client.application).scheduler.dispatch_queued() == 0
     doc = read(client, waiting)
@@ -72,31 +76,44 @@ def test_a_drained_machine_finishes_its_work_and_takes_new_work_only_after_resum
     answer = client.post(f"/api/v1/machines/{name}/resume")
     assert answer.status_code == 200, answer.json
     assert answer.json["drained"] is False and answer.json["drain_reason"] is None
-    assert status_of(store, waiting) in {"dispatched", "claimed", "running", "success"}
-    wait_for(lambda: status_of(store, waiting) == "success", what="dispatched after resume")
+    wait_for(
+        lambda: status_of(db, waiting) in {"dispatched", "claimed", "running", "success"},
+        timeout=30,
+        what="the resume to dispatch the waiting experiment",
+    )
+    wait_for(
+        lambda: status_of(db, waiting) == "success",
+        timeout=30,
+        what="the waiting experiment to succeed after the resume",
+    )
     assert read(client, waiting)["_machine_id"] == name
-    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
 
 
-def test_a_machine_that_cannot_start_programs_drains_itself(client, store, fleet, tmp_path):
+def test_a_machine_that_cannot_start_programs_drains_itself(client, store, db, fleet, tmp_path):
     broken = new_project(store, prefix="broken")
     name = machine_name()
     impl = implementation(tmp_path, command="/nonexistent/fglab-trainer")
     fleet.start_machine(name, {str(broken["_id"]): impl})
-    wait_for(live(store, name), what="machine registration")
+    wait_for(live(db, name), timeout=30, what="the machine to register")
 
     def fail_to_start(count: int) -> None:
         failed = submit(client, broken, queue=False)
-        wait_for(lambda: status_of(store, failed) == "fail", what=f"start failure {count}")
+        wait_for(
+            lambda: status_of(db, failed) == "fail",
+            timeout=30,
+            what=f"experiment {count} to fail to start",
+        )
         reason = read(client, failed)["_exit"]["reason"]
         assert "could not start '/nonexistent/fglab-trainer'" in reason
         wait_for(
-            lambda: len(machine(store, name).get("start_failures") or []) == count,
-            what=f"start failure {count} counted",
+            lambda: len(machine(db, name).get("start_failures") or []) == count,
+            timeout=30,
+            what=f"the machine to count start failure {count}",
         )
 
     fail_to_start(1)
-    assert machine(store, name).get("drained") is not True
+    assert machine(db, name).get("drained") is not True
     fail_to_start(2)
 
     record = client.get(f"/api/v1/machines/{name}").json
@@ -110,14 +127,14 @@ def test_a_machine_that_cannot_start_programs_drains_itself(client, store, fleet
     doc = read(client, third)
     assert (doc["_status"], doc["_waiting"]) == ("queued", DRAINED)
     assert services(client.application).scheduler.dispatch_queued() == 0
-    assert status_of(store, third) == "queued"
+    assert status_of(db, third) == "queued"
     assert client.post(
         f"/api/v1/projects/{broken['_id']}/experiment", json={"mode": "write", "until": "none"}
     ).json == {"error": "No machine capacity available"}
 
 
 def test_queued_experiments_say_why_they_wait_and_where_they_stand(
-    client, store, fleet, project, ledger, tmp_path
+    client, store, db, fleet, project, ledger, tmp_path
 ):
     fleet.start_scheduler()
     gate = tmp_path / "gate"
@@ -129,7 +146,11 @@ def test_queued_experiments_say_why_they_wait_and_where_they_stand(
 
     name = machine_name()
     fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
-    wait_for(lambda: status_of(store, first) == "running", what="first runs on the new machine")
+    wait_for(
+        lambda: status_of(db, first) == "running",
+        timeout=30,
+        what="the first experiment to run on the new machine",
+    )
     assert read(client, first)["_waiting"] is None
 
     waiting = [submit(client, project, mode="sleep", until=str(gate)) for _ in range(3)]
@@ -140,16 +161,20 @@ def test_queued_experiments_say_why_they_wait_and_where_they_stand(
 
     gate.touch()
     ids = [first, *waiting]
-    wait_for(lambda: all(status_of(store, i) == "success" for i in ids), what="all success")
+    wait_for(
+        lambda: all(status_of(db, i) == "success" for i in ids),
+        timeout=30,
+        what="all four experiments to succeed",
+    )
     started = [store.get_experiment(i)["_started"] for i in ids]
     assert started == sorted(started)  # first in, first out
-    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
 
 
-def gpu_machine(store, project, gpu_busy: list[int]) -> str:
+def gpu_machine(db, project, gpu_busy: list[int]) -> str:
     """A machine record with two GPUs, as a worker's heartbeat would write it."""
     name = machine_name()
-    store.machines.insert_one(
+    db["machines"].insert_one(
         {
             "_id": name,
             "hostname": name,
@@ -163,9 +188,9 @@ def gpu_machine(store, project, gpu_busy: list[int]) -> str:
 
 
 def test_gpu_memory_taken_outside_the_fleet_is_named_and_avoided(
-    client, store, project, ledger, settings
+    client, store, db, project, ledger, settings
 ):
-    name = gpu_machine(store, project, gpu_busy=[0, 1])
+    name = gpu_machine(db, project, gpu_busy=[0, 1])
     doc = read(client, submit(client, project))
     assert doc["_status"] == "queued"
     assert doc["_waiting"] == (
@@ -174,9 +199,9 @@ def test_gpu_memory_taken_outside_the_fleet_is_named_and_avoided(
     assert ledger_empty(ledger, name)
 
     # One GPU still free: the share goes there, never to the busy one.
-    store.machines.update_one({"_id": name}, {"$set": {"gpu_busy": [0]}})
+    db["machines"].update_one({"_id": name}, {"$set": {"gpu_busy": [0]}})
     sent: list[RunRequest] = []
-    scheduler = Scheduler(store, ledger, sent.append, machine_ttl=settings.lease_ttl)
+    scheduler = Scheduler(store, ledger, sent.append, settings=settings)
     experiment_id = scheduler.submit(project, {"mode": "write", "until": "none"}, queue=True)
     try:
         placed = store.get_experiment(experiment_id)

@@ -7,6 +7,9 @@ launch appends its ``--_id=...`` option to a shared file, so a launch that happe
 the test output; ``bench/bench_fleet.py`` runs the same measurement by hand.
 
     FGLAB_LOAD_EXPERIMENTS=200 pytest tests/integration/workers/test_load.py -s
+
+It is marked ``load``: a quick local run leaves it out with ``-m "not load"``; the default
+run (and CI) keeps it.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo.database import Database
 
 from tasks.states import TERMINAL, Status
-from tests.integration.fleet import Fleet, wait_for
+from tests.integration.fleet import Fleet
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.load
 
 #: Read at import: the autouse fixture clears FGLAB_* variables before each test runs.
 EXPERIMENTS = int(os.environ.get("FGLAB_LOAD_EXPERIMENTS", "1000"))
@@ -143,9 +150,9 @@ def submit_batches(client: Any, project_id: object, count: int) -> list[str]:
     return ids
 
 
-def unfinished(store: Any, project_id: object) -> int:
+def unfinished(db: Database, project_id: object) -> int:
     terminal = [str(s) for s in TERMINAL]
-    return store.experiments.count_documents(
+    return db["experiments"].count_documents(
         {"_project_id": project_id, "_status": {"$nin": terminal}}
     )
 
@@ -170,12 +177,16 @@ def run_load(
     fleet: Fleet,
     root: Path,
     *,
+    db: Database,
     experiments: int,
     machines: int,
     capacity: float = CAPACITY,
     timeout: float = DRAIN_TIMEOUT,
 ) -> LoadRun:
-    """Start a scheduler and `machines` workers, submit, wait until nothing is unfinished."""
+    """Start a scheduler and `machines` workers, submit, wait until nothing is unfinished.
+
+    `store` creates the project; `db` (the database `store` wraps) is read directly.
+    """
     launches = root / "launches.txt"
     project_id = store.create_project(f"load-{uuid.uuid4().hex[:6]}", {})
     names = [f"load{index}-{uuid.uuid4().hex[:6]}" for index in range(machines)]
@@ -188,26 +199,26 @@ def run_load(
         )
     wait_for(
         lambda: (
-            store.machines.count_documents(
+            db["machines"].count_documents(
                 {"_id": {"$in": names}, f"projects.{project_id}": {"$exists": True}}
             )
             == len(names)
         ),
         timeout=60,
         interval=0.2,
-        what="every machine registered with the project",
+        what="every machine to register with the project",
     )
 
     sent = datetime.now(UTC)
     ids = submit_batches(client, project_id, experiments)
     submitted = datetime.now(UTC)
     wait_for(
-        lambda: unfinished(store, project_id) == 0,
+        lambda: unfinished(db, project_id) == 0,
         timeout=timeout,
         interval=1.0,
         what=f"{experiments} experiments to end",
     )
-    docs = list(store.experiments.find({"_project_id": project_id}))
+    docs = list(db["experiments"].find({"_project_id": project_id}))
     done = [d for d in docs if d["_status"] == Status.SUCCESS]
     return LoadRun(ids, names, docs, figures(done, machines, sent, submitted))
 
@@ -229,9 +240,11 @@ def fleet(settings, tmp_path, request):
 
 
 def test_a_thousand_short_experiments_each_succeed_once_and_leave_nothing_behind(
-    client, store, fleet, ledger, tmp_path, capsys, record_property
+    client, store, db, fleet, ledger, tmp_path, capsys, record_property
 ):
-    run = run_load(client, store, fleet, tmp_path, experiments=EXPERIMENTS, machines=MACHINES)
+    run = run_load(
+        client, store, fleet, tmp_path, db=db, experiments=EXPERIMENTS, machines=MACHINES
+    )
 
     with capsys.disabled():
         print("\n" + run.figures.summary())
@@ -258,5 +271,5 @@ def test_a_thousand_short_experiments_each_succeed_once_and_leave_nothing_behind
             and not (results.exists() and any(results.iterdir()))
         )
 
-    wait_for(nothing_left, timeout=30, interval=0.2, what="no lease, no results folder left")
+    wait_for(nothing_left, timeout=30, interval=0.2, what="every lease and results folder to go")
     assert all(ledger.usage(name).cpu_used == 0 for name in run.machines)

@@ -34,9 +34,9 @@ from tests.integration.fleet import (
     process_alive,
     status_of,
     submit,
-    wait_for,
 )
 from tests.integration.tcpproxy import TcpProxy
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -60,7 +60,9 @@ class RedisServer:
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
-        wait_for(lambda: answers(self.url), timeout=15, what=f"redis-server on {self.port}")
+        wait_for(
+            lambda: answers(self.url), timeout=15, what=f"redis-server to answer on {self.port}"
+        )
 
     def shutdown(self) -> None:
         """SHUTDOWN: Redis writes its append-only file and exits."""
@@ -110,7 +112,7 @@ def app(app):
     yield app
     # Connections to a Redis that was restarted would otherwise be collected unclosed.
     services(app).redis.close()
-    services(app).celery.close()
+    services(app).broker.close()
 
 
 @pytest.fixture
@@ -137,27 +139,35 @@ def read_log(client, experiment_id: str) -> tuple[str, str, str]:
 
 
 def test_a_redis_restart_mid_experiment_loses_no_output(
-    client, store, fleet, project, redis_server, tmp_path
+    client, db, fleet, project, redis_server, tmp_path
 ):
     name = machine_name()
     fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
-    wait_for(live(store, name), what="machine registration")
+    wait_for(live(db, name), timeout=30, what="the machine to register")
 
     gate = tmp_path / "gate"
     first = submit(client, project, queue=False, mode="ticks", until=str(gate), lines=40)
     redis = Redis.from_url(redis_server.url)
     try:
-        wait_for(lambda: redis.xlen(log_key(first)) > 0, what="first lines streamed")
+        wait_for(
+            lambda: redis.xlen(log_key(first)) > 0,
+            timeout=30,
+            what="the first lines to stream to Redis",
+        )
     finally:
         redis.close()
-    wait_for(lambda: status_of(store, first) == "running", what="running")
+    wait_for(lambda: status_of(db, first) == "running", timeout=30, what="the experiment to run")
 
     redis_server.shutdown()
     gate.touch()  # the second half is printed while Redis is down and after it is back
     redis_server.start()
 
-    wait_for(lambda: status_of(store, first) == "success", timeout=60, what="success")
-    doc = experiment(store, first)
+    wait_for(
+        lambda: status_of(db, first) == "success",
+        timeout=60,
+        what="the experiment to succeed across the Redis restart",
+    )
+    doc = experiment(db, first)
     assert doc["_exit"]["code"] == 0
     out, err, source = read_log(client, first)
     assert source == "kept"
@@ -166,12 +176,16 @@ def test_a_redis_restart_mid_experiment_loses_no_output(
 
     # The worker's broker connection came back: new work reaches it.
     second = submit(client, project, queue=False, mode="ticks", until=str(gate), lines=4)
-    wait_for(lambda: status_of(store, second) == "success", timeout=60, what="second success")
+    wait_for(
+        lambda: status_of(db, second) == "success",
+        timeout=60,
+        what="an experiment sent after the restart to succeed",
+    )
     assert read_log(client, second)[0] == "".join(f"line {i}\n" for i in range(4))
 
 
 def test_an_emptied_redis_loses_no_experiment_and_runs_none_twice(
-    client, store, fleet, project, redis_server, ledger, tmp_path
+    client, db, fleet, project, redis_server, ledger, tmp_path
 ):
     """FLUSHALL with one experiment running, two dispatched and two queued.
 
@@ -183,7 +197,7 @@ def test_an_emptied_redis_loses_no_experiment_and_runs_none_twice(
     fleet.start_machine(
         name, {str(project["_id"]): implementation(tmp_path, capacity=0.33)}, concurrency=1
     )
-    wait_for(live(store, name), what="machine registration")
+    wait_for(live(db, name), timeout=30, what="the machine to register")
 
     gate = tmp_path / "gate"
     launches = [tmp_path / f"launches-{i}" for i in range(5)]
@@ -192,12 +206,14 @@ def test_an_emptied_redis_loses_no_experiment_and_runs_none_twice(
         return submit(client, project, mode="sleep", until=str(gate), launches=str(launches[i]))
 
     ids = [start(0)]
-    wait_for(lambda: status_of(store, ids[0]) == "running", what="first running")
+    wait_for(
+        lambda: status_of(db, ids[0]) == "running", timeout=30, what="the first experiment to run"
+    )
     ids += [start(i) for i in range(1, 5)]
-    statuses = [status_of(store, i) for i in ids]
+    statuses = [status_of(db, i) for i in ids]
     assert statuses == ["running", "dispatched", "dispatched", "queued", "queued"]
-    running = experiment(store, ids[0])
-    tokens = {i: experiment(store, i)["_token"] for i in ids[1:3]}
+    running = experiment(db, ids[0])
+    tokens = {i: experiment(db, i)["_token"] for i in ids[1:3]}
 
     flusher = Redis.from_url(redis_server.url)
     try:
@@ -208,28 +224,33 @@ def test_an_emptied_redis_loses_no_experiment_and_runs_none_twice(
     # The heartbeat takes the running experiment's reservation again, same token.
     lease = wait_for(
         lambda: next((x for x in ledger.usage(name).leases if x.owner == ids[0]), None),
-        what="running lease taken again",
+        timeout=30,
+        what="the heartbeat to take the running experiment's lease again",
     )
     assert lease.token == running["_token"]
 
     # What was dispatched before the flush goes back to the queue (and maybe out again).
     def requeued(i: str) -> bool:
-        doc = experiment(store, i)
+        doc = experiment(db, i)
         return doc["_status"] == "queued" or doc.get("_token") != tokens[i]
 
-    wait_for(lambda: all(requeued(i) for i in ids[1:3]), what="dispatched ones requeued")
+    wait_for(
+        lambda: all(requeued(i) for i in ids[1:3]),
+        timeout=30,
+        what="the two dispatched experiments to be requeued",
+    )
 
     gate.touch()
     wait_for(
-        lambda: all(status_of(store, i) == "success" for i in ids),
+        lambda: all(status_of(db, i) == "success" for i in ids),
         timeout=90,
-        what="all success",
+        what="all five experiments to succeed",
     )
     assert [path.read_text().count("\n") for path in launches] == [1] * 5
-    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
 
 
-def test_results_wait_out_a_mongodb_outage(client, store, fleet, project, settings, tmp_path):
+def test_results_wait_out_a_mongodb_outage(client, db, fleet, project, settings, tmp_path):
     target = urlparse(settings.mongodb_uri)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 27017).up()
     try:
@@ -239,29 +260,42 @@ def test_results_wait_out_a_mongodb_outage(client, store, fleet, project, settin
             settings.with_changes(mongodb_uri=proxy.uri()), fleet.root, fleet.processes
         )
         worker = through_proxy.start_machine(name, {str(project["_id"]): implementation(tmp_path)})
-        wait_for(live(store, name), what="machine registration")
+        wait_for(live(db, name), timeout=30, what="the machine to register")
 
         gate = tmp_path / "gate"
         experiment_id = submit(client, project, queue=False, mode="outage", until=str(gate))
         folder = tmp_path / "results" / experiment_id
         wait_for(
             lambda: (
-                status_of(store, experiment_id) == "running"
-                and experiment(store, experiment_id).get("Phase") == "early"
+                status_of(db, experiment_id) == "running"
+                and experiment(db, experiment_id).get("Phase") == "early"
             ),
-            what="running, early results stored",
+            timeout=30,
+            what="the experiment to run and store its early results",
         )
 
         proxy.down()
         gate.touch()
-        pid = experiment(store, experiment_id)["_pid"]
-        wait_for(lambda: not process_alive(pid), what="program exited while MongoDB is away")
-        wait_for(lambda: "retrying in" in worker.output(), timeout=30, what="the worker retrying")
-        assert status_of(store, experiment_id) == "running"
+        pid = experiment(db, experiment_id)["_pid"]
+        wait_for(
+            lambda: not process_alive(pid),
+            timeout=30,
+            what="the program to exit while MongoDB is away",
+        )
+        wait_for(
+            lambda: "retrying in" in worker.output(),
+            timeout=30,
+            what="the worker to retry its uploads",
+        )
+        assert status_of(db, experiment_id) == "running"
         assert (folder / "late.json").exists()  # kept until every upload landed
         proxy.up()
 
-        wait_for(lambda: status_of(store, experiment_id) == "success", timeout=90, what="success")
+        wait_for(
+            lambda: status_of(db, experiment_id) == "success",
+            timeout=90,
+            what="the experiment to succeed after the outage",
+        )
         doc = client.get(f"/api/v1/experiments/{experiment_id}").json
         assert doc["Phase"] == "late" and doc["Epochs"] == 3
         assert doc["_scores"] == {"accuracy": 0.5}
@@ -271,7 +305,7 @@ def test_results_wait_out_a_mongodb_outage(client, store, fleet, project, settin
         files = {f["filename"]: f["_id"] for f in doc["_files"]}
         assert client.get(f"/api/v1/files/{files['early.txt']}").data == b"early 1\nearly 2\n"
         assert client.get(f"/api/v1/files/{files['late.bin']}").data == bytes(range(256)) * 64
-        assert store.files.count_documents({"metadata.experiment": ObjectId(experiment_id)}) == 3
-        wait_for(lambda: not folder.exists(), what="results folder removed")
+        assert db["fs.files"].count_documents({"metadata.experiment": ObjectId(experiment_id)}) == 3
+        wait_for(lambda: not folder.exists(), timeout=30, what="the results folder to be removed")
     finally:
         proxy.close()

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.integration.fleet import implementation, machine_name, status_of, submit, wait_for
+from tests.integration.fleet import implementation, machine_name, status_of, submit
+from tests.waiting import wait_for
 
 #: The endpoint answers 500 to this many POSTs on each path before it answers 200.
 FAILURES = 2
@@ -110,22 +111,26 @@ def at(delivery: dict[str, Any]) -> datetime:
 
 
 def test_hooks_are_retried_with_backoff_until_delivered_and_a_dead_one_costs_nothing(
-    client, store, fleet, project, endpoint, dead_url, tmp_path
+    client, db, fleet, project, endpoint, dead_url, tmp_path
 ):
     fleet.start_scheduler()
     experiment_id = submit(client, project)
-    assert status_of(store, experiment_id) == "queued"
+    assert status_of(db, experiment_id) == "queued"
     started = register(client, f"{endpoint.url}/started", experiment_id, "started")
     finished = register(client, f"{endpoint.url}/finished", experiment_id, "finished")
     dead = register(client, dead_url, experiment_id, "finished")
     other = register(client, f"{endpoint.url}/other", str(ObjectId()), "finished")
 
     fleet.start_machine(machine_name(), {str(project["_id"]): implementation(tmp_path)})
-    wait_for(lambda: status_of(store, experiment_id) == "success", timeout=60, what="success")
+    wait_for(
+        lambda: status_of(db, experiment_id) == "success",
+        timeout=60,
+        what="the experiment to succeed",
+    )
     good = wait_for(
         lambda: all_delivered(client, experiment_id, [started["url"], finished["url"]]),
         timeout=30,
-        what="both good hooks delivered",
+        what="both good hooks to be delivered",
     )
 
     assert endpoint.bodies("/finished") == [finished] * (FAILURES + 1)
@@ -146,14 +151,14 @@ def test_hooks_are_retried_with_backoff_until_delivered_and_a_dead_one_costs_not
     failing = wait_for(
         lambda: attempts(client, experiment_id, dead_url, at_least=2),
         timeout=30,
-        what="two failed attempts of the dead hook",
+        what="two failed attempts to deliver the dead hook",
     )
     assert [d["attempt"] for d in failing[:2]] == [1, 2]
     assert all("error" in d and "status" not in d for d in failing)
     dead_hook = hooks(client, experiment_id)[dead_url]
     assert "delivered" not in dead_hook
     assert {k: dead_hook[k] for k in dead} == dead
-    assert status_of(store, experiment_id) == "success"
+    assert status_of(db, experiment_id) == "success"
 
     assert endpoint.bodies("/other") == []
     (unrelated,) = client.get(f"/api/v1/webhooks?object_id={other['object_id']}").json

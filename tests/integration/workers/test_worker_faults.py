@@ -30,8 +30,8 @@ from tests.integration.fleet import (
     process_alive,
     status_of,
     submit,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 #: Every option the program reads; a submission gives them all (FGLab's rule).
 OPTIONS = {
@@ -78,9 +78,9 @@ def project_schema():
     return SCHEMA
 
 
-def start_live(fleet: Fleet, store, name: str, projects, **kwargs) -> Process:
+def start_live(fleet: Fleet, db, name: str, projects, **kwargs) -> Process:
     process = fleet.start_machine(name, projects, **kwargs)
-    wait_for(live(store, name), what=f"machine {name} registration")
+    wait_for(live(db, name), timeout=30, what=f"machine {name} to register")
     return process
 
 
@@ -108,67 +108,91 @@ def history(doc) -> dict:
 
 
 def test_a_killed_worker_loses_its_experiment_and_its_restart_reaps_the_group(
-    client, store, fleet, project, ledger, tmp_path
+    client, db, fleet, project, ledger, tmp_path
 ):
     name = machine_name()
     projects = {str(project["_id"]): implementation(tmp_path)}
     fleet.start_scheduler()
-    worker = start_live(fleet, store, name, projects)
+    worker = start_live(fleet, db, name, projects)
 
     pids_file = tmp_path / "pids.json"
     doomed = submit(client, project, mode="tree", pids=pids_file)
-    leader, *children = wait_for(lambda: read_pids(pids_file), what="program tree started")
-    wait_for(lambda: status_of(store, doomed) == "running", what="running")
+    leader, *children = wait_for(
+        lambda: read_pids(pids_file), timeout=30, what="the program tree to write its pids"
+    )
+    wait_for(lambda: status_of(db, doomed) == "running", timeout=30, what="the experiment to run")
 
     worker.stop(signal.SIGKILL)
-    wait_for(lambda: not process_alive(leader), what="PDEATHSIG kills the direct child")
+    wait_for(
+        lambda: not process_alive(leader),
+        timeout=30,
+        what="PDEATHSIG to kill the worker's direct child",
+    )
     waiting = submit(client, project, mode="sleep", until=tmp_path)  # the gate exists
-    wait_for(lambda: status_of(store, doomed) == "lost", timeout=20, what="lost by the sweep")
-    doc = experiment(store, doomed)
+    wait_for(
+        lambda: status_of(db, doomed) == "lost",
+        timeout=20,
+        what="the sweep to mark the experiment lost",
+    )
+    doc = experiment(db, doomed)
     assert f"machine {name} stopped beating" in doc["_exit"]["reason"]
     assert ledger_empty(ledger, name)
     # Queued, or (when a sweep fell between lease expiry and heartbeat staleness) sent to
     # the silent machine's queue, where a stale reservation launches nothing.
-    assert status_of(store, waiting) in {"queued", "dispatched"}
+    assert status_of(db, waiting) in {"queued", "dispatched"}
     assert all(process_alive(pid) for pid in children)  # only the leader had PDEATHSIG
 
     fleet.start_machine(name, projects)
-    wait_for(lambda: status_of(store, waiting) == "success", what="queued one runs")
-    wait_for(lambda: not any(process_alive(pid) for pid in children), what="group reaped")
-    assert experiment(store, waiting)["_machine_id"] == name
-    doc = experiment(store, doomed)
+    wait_for(
+        lambda: status_of(db, waiting) == "success",
+        timeout=30,
+        what="the waiting experiment to succeed on the restarted worker",
+    )
+    wait_for(
+        lambda: not any(process_alive(pid) for pid in children),
+        timeout=30,
+        what="the restarted worker to reap the lost program's group",
+    )
+    assert experiment(db, waiting)["_machine_id"] == name
+    doc = experiment(db, doomed)
     assert doc["_status"] == "lost"
     assert f"process group {leader} was still running" in doc["_exit"]["reason"]
-    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
 
 
 def test_a_warm_shutdown_lets_the_experiment_finish_and_keeps_its_lease(
-    client, store, fleet, project, ledger, tmp_path
+    client, db, fleet, project, ledger, tmp_path
 ):
     name = machine_name()
     fleet.start_scheduler()
-    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    worker = start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
     gate = tmp_path / "gate"
     experiment_id = submit(client, project, mode="sleep", until=gate)
-    wait_for(lambda: status_of(store, experiment_id) == "running", what="running")
+    wait_for(
+        lambda: status_of(db, experiment_id) == "running", timeout=30, what="the experiment to run"
+    )
 
     worker.popen.send_signal(signal.SIGTERM)
-    wait_for(lambda: "Warm shutdown" in worker.output(), what="warm shutdown begins")
-    shutdown = store.machines.find_one({"_id": name})["_heartbeat"]
+    wait_for(
+        lambda: "Warm shutdown" in worker.output(),
+        timeout=30,
+        what="the worker to begin its warm shutdown",
+    )
+    shutdown = db["machines"].find_one({"_id": name})["_heartbeat"]
     # Past the point where an unrenewed lease would have expired, it still beats.
     wait_for(
-        lambda: live(store, name)() > shutdown + timedelta(seconds=LEASE_TTL + 0.5),
+        lambda: live(db, name)() > shutdown + timedelta(seconds=LEASE_TTL + 0.5),
         timeout=15,
-        what="heartbeats during the warm shutdown",
+        what="the machine to beat past a lease's life during the warm shutdown",
     )
     assert experiment_id in ledger.owners(name)
-    assert status_of(store, experiment_id) == "running"
+    assert status_of(db, experiment_id) == "running"
     assert worker.alive()
 
     gate.touch()
     worker.popen.wait(timeout=30)
     assert worker.popen.returncode == 0
-    doc = experiment(store, experiment_id)
+    doc = experiment(db, experiment_id)
     assert doc["_status"] == "success"
     assert doc["_exit"]["code"] == 0
     assert "_kill_requested" not in doc
@@ -176,20 +200,24 @@ def test_a_warm_shutdown_lets_the_experiment_finish_and_keeps_its_lease(
 
 
 def test_a_run_longer_than_the_visibility_timeout_launches_once(
-    client, store, fleet, project, tmp_path
+    client, db, fleet, project, tmp_path
 ):
     fleet.settings = fleet.settings.with_changes(visibility_timeout=2.0)
     name = machine_name()
     fleet.start_scheduler()
-    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    worker = start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
     environ = Path(f"/proc/{worker.popen.pid}/environ").read_text().split("\0")
     assert "FGLAB_VISIBILITY_TIMEOUT=2.0" in environ
 
     counter = tmp_path / "launches"
     experiment_id = submit(client, project, mode="sleep", limit=8, launches=counter)
-    wait_for(lambda: status_of(store, experiment_id) == "success", timeout=30, what="success")
+    wait_for(
+        lambda: status_of(db, experiment_id) == "success",
+        timeout=30,
+        what="the long experiment to succeed",
+    )
     assert len(launches(counter)) == 1
-    elapsed = experiment(store, experiment_id)
+    elapsed = experiment(db, experiment_id)
     assert (elapsed["_finished"] - elapsed["_started"]).total_seconds() >= 8
 
 
@@ -221,45 +249,59 @@ def handled(worker: Process, task_id: str):
 
 
 def test_the_same_run_message_twice_launches_once(
-    client, store, fleet, project, ledger, settings, tmp_path
+    client, db, fleet, project, ledger, settings, tmp_path
 ):
     name = machine_name()
     fleet.start_scheduler()
-    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    worker = start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
     gate, counter = tmp_path / "gate", tmp_path / "launches"
     experiment_id = submit(client, project, mode="sleep", until=gate, launches=counter)
-    wait_for(lambda: status_of(store, experiment_id) == "running", what="running")
-    wait_for(lambda: launches(counter), what="program started")
+    wait_for(
+        lambda: status_of(db, experiment_id) == "running", timeout=30, what="the experiment to run"
+    )
+    wait_for(lambda: launches(counter), timeout=30, what="the program to record its launch")
 
-    before = experiment(store, experiment_id)
+    before = experiment(db, experiment_id)
     task_id = send_again(settings, before)
-    line = wait_for(lambda: handled(worker, task_id), what="repeat handled while running")
+    line = wait_for(
+        lambda: handled(worker, task_id),
+        timeout=30,
+        what="the worker to handle the repeated message while the experiment runs",
+    )
     assert "'launched': False" in line
-    assert history(experiment(store, experiment_id)) == history(before)
+    assert history(experiment(db, experiment_id)) == history(before)
     assert experiment_id in ledger.owners(name)
 
     gate.touch()
-    wait_for(lambda: status_of(store, experiment_id) == "success", what="success")
-    ended = experiment(store, experiment_id)
+    wait_for(
+        lambda: status_of(db, experiment_id) == "success",
+        timeout=30,
+        what="the experiment to succeed",
+    )
+    ended = experiment(db, experiment_id)
     task_id = send_again(settings, ended)
-    line = wait_for(lambda: handled(worker, task_id), what="repeat handled after the end")
+    line = wait_for(
+        lambda: handled(worker, task_id),
+        timeout=30,
+        what="the worker to handle the repeated message after the end",
+    )
     assert "'launched': False" in line
-    assert history(experiment(store, experiment_id)) == history(ended)
+    assert history(experiment(db, experiment_id)) == history(ended)
     assert len(launches(counter)) == 1
     assert ledger_empty(ledger, name)
 
 
 def test_a_cancel_wins_over_a_message_still_on_its_way(
-    client, store, fleet, project, ledger, tmp_path
+    client, db, fleet, project, ledger, tmp_path
 ):
     name = machine_name()
     fleet.start_scheduler()
-    worker = start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    worker = start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
     worker.popen.send_signal(signal.SIGSTOP)
     counter = tmp_path / "launches"
     try:
         experiment_id = submit(client, project, mode="sleep", until=tmp_path, launches=counter)
-        doc = experiment(store, experiment_id)
+        doc = experiment(db, experiment_id)
         assert (doc["_status"], doc["_machine_id"]) == ("dispatched", name)
         answer = client.post(f"/api/v1/experiments/{experiment_id}/kill")
         assert answer.status_code == 200, answer.json
@@ -267,93 +309,116 @@ def test_a_cancel_wins_over_a_message_still_on_its_way(
     finally:
         worker.popen.send_signal(signal.SIGCONT)
 
-    wait_for(lambda: "'why': 'no reservation'" in worker.output(), what="the message arrives late")
-    assert status_of(store, experiment_id) == "cancelled"
+    wait_for(
+        lambda: "'why': 'no reservation'" in worker.output(),
+        timeout=30,
+        what="the late message to be refused for want of a reservation",
+    )
+    assert status_of(db, experiment_id) == "cancelled"
     assert not launches(counter)
     assert not (tmp_path / "results" / experiment_id).exists()
     assert ledger_empty(ledger, name)
 
 
 def test_a_cancelled_queued_experiment_never_starts_when_a_machine_appears(
-    client, store, fleet, project, tmp_path
+    client, db, fleet, project, tmp_path
 ):
     fleet.start_scheduler()
     counter = tmp_path / "launches"
     cancelled = submit(client, project, mode="sleep", until=tmp_path, launches=counter)
-    assert status_of(store, cancelled) == "queued"
+    assert status_of(db, cancelled) == "queued"
     answer = client.post(f"/api/v1/experiments/{cancelled}/kill")
     assert (answer.status_code, answer.json["_status"]) == (200, "cancelled")
 
     name = machine_name()
-    start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
     later = submit(client, project, mode="sleep", until=tmp_path)
-    wait_for(lambda: status_of(store, later) == "success", what="the machine runs work")
-    assert status_of(store, cancelled) == "cancelled"
+    wait_for(
+        lambda: status_of(db, later) == "success",
+        timeout=30,
+        what="the new machine to run a later experiment",
+    )
+    assert status_of(db, cancelled) == "cancelled"
     assert not launches(counter)
     assert not (tmp_path / "results" / cancelled).exists()
 
 
 def test_kill_gives_the_program_its_grace_then_kills_the_group(
-    client, store, fleet, project, ledger, tmp_path
+    client, db, fleet, project, ledger, tmp_path
 ):
     name = machine_name()
     impl = implementation(tmp_path, capacity=0.5, kill_grace=1)
     fleet.start_scheduler()
-    start_live(fleet, store, name, {str(project["_id"]): impl})
+    start_live(fleet, db, name, {str(project["_id"]): impl})
     checkpoint = tmp_path / "checkpoint"
     trap_pids, stubborn_pids = tmp_path / "trap.json", tmp_path / "stubborn.json"
     trap = submit(client, project, mode="trap", pids=trap_pids, checkpoint=checkpoint)
     stubborn = submit(client, project, mode="stubborn", pids=stubborn_pids)
-    pids = wait_for(lambda: all_pids(trap_pids, stubborn_pids), what="both programs ready")
-    wait_for(lambda: {status_of(store, trap), status_of(store, stubborn)} == {"running"})
+    pids = wait_for(
+        lambda: all_pids(trap_pids, stubborn_pids),
+        timeout=30,
+        what="both programs to write their pids",
+    )
+    wait_for(
+        lambda: {status_of(db, trap), status_of(db, stubborn)} == {"running"},
+        timeout=30,
+        what="both experiments to run",
+    )
 
     for experiment_id in (trap, stubborn):
         answer = client.post(f"/api/v1/experiments/{experiment_id}/kill")
         assert answer.status_code == 200, answer.json
     wait_for(
-        lambda: {status_of(store, trap), status_of(store, stubborn)} == {"killed"},
-        what="both killed",
+        lambda: {status_of(db, trap), status_of(db, stubborn)} == {"killed"},
+        timeout=30,
+        what="both experiments to be killed",
     )
-    saved, forced = experiment(store, trap), experiment(store, stubborn)
+    saved, forced = experiment(db, trap), experiment(db, stubborn)
     assert checkpoint.read_text() == "saved"
     assert saved["_exit"]["code"] == 0  # it left on TERM, by itself
     assert forced["_exit"]["code"] == -signal.SIGKILL
     assert (forced["_finished"] - forced["_kill_requested"]).total_seconds() >= 1
     assert not [pid for pid in pids if process_alive(pid)]
-    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
 
 
-def test_queued_work_survives_a_scheduler_restart(client, store, fleet, project, tmp_path):
+def test_queued_work_survives_a_scheduler_restart(client, db, fleet, project, tmp_path):
     name = machine_name()
     scheduler = fleet.start_scheduler()
-    start_live(fleet, store, name, {str(project["_id"]): implementation(tmp_path)})
+    start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
     gate = tmp_path / "gate"
     first = submit(client, project, mode="sleep", until=gate)
-    wait_for(lambda: status_of(store, first) == "running", what="running")
+    wait_for(
+        lambda: status_of(db, first) == "running", timeout=30, what="the first experiment to run"
+    )
 
     scheduler.stop()
     assert scheduler.popen.returncode == 0
     queued = [submit(client, project, mode="sleep", until=tmp_path) for _ in range(2)]
-    assert [status_of(store, i) for i in queued] == ["queued", "queued"]
+    assert [status_of(db, i) for i in queued] == ["queued", "queued"]
     gate.touch()
-    wait_for(lambda: status_of(store, first) == "success", what="the running one ends")
-    assert [status_of(store, i) for i in queued] == ["queued", "queued"]
+    wait_for(
+        lambda: status_of(db, first) == "success",
+        timeout=30,
+        what="the running experiment to end while the scheduler is down",
+    )
+    assert [status_of(db, i) for i in queued] == ["queued", "queued"]
 
     fleet.start_scheduler()
     wait_for(
-        lambda: all(status_of(store, i) == "success" for i in queued),
+        lambda: all(status_of(db, i) == "success" for i in queued),
         timeout=30,
-        what="queued ones run after the restart",
+        what="the queued experiments to succeed after the scheduler's restart",
     )
 
 
-def test_a_program_past_its_timeout_is_stopped(client, store, fleet, project, ledger, tmp_path):
+def test_a_program_past_its_timeout_is_stopped(client, store, db, fleet, project, ledger, tmp_path):
     limited = new_project(store, SCHEMA, prefix="t")
     name = machine_name()
     fleet.start_scheduler()
     start_live(
         fleet,
-        store,
+        db,
         name,
         {
             str(project["_id"]): implementation(tmp_path, capacity=0.5),
@@ -363,14 +428,17 @@ def test_a_program_past_its_timeout_is_stopped(client, store, fleet, project, le
     by_project = submit(client, limited, mode="tree", pids=tmp_path / "a.json")
     by_submit = submit(client, project, query="timeout=1.5", mode="tree", pids=tmp_path / "b.json")
     pids = wait_for(
-        lambda: all_pids(tmp_path / "a.json", tmp_path / "b.json"), what="both trees started"
+        lambda: all_pids(tmp_path / "a.json", tmp_path / "b.json"),
+        timeout=30,
+        what="both program trees to write their pids",
     )
     wait_for(
-        lambda: {status_of(store, by_project), status_of(store, by_submit)} == {"timeout"},
-        what="both time out",
+        lambda: {status_of(db, by_project), status_of(db, by_submit)} == {"timeout"},
+        timeout=30,
+        what="both experiments to time out",
     )
     for experiment_id in (by_project, by_submit):
-        reason = experiment(store, experiment_id)["_exit"]["reason"]
+        reason = experiment(db, experiment_id)["_exit"]["reason"]
         assert reason == "ran past its timeout of 1.5s; stopped"
     assert not [pid for pid in pids if process_alive(pid)]
-    wait_for(lambda: ledger_empty(ledger, name), what="ledger empty")
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")

@@ -1,0 +1,41 @@
+"""Numeric query parameters, read one way with one message style.
+
+``limit is '0'; use a whole number from 1 to 10000``: the parameter, the value as sent,
+and what to send instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+from flask import request
+
+from fglab.errors import BadRequest
+
+
+def int_arg(name: str, default: int, low: int, high: int) -> int:
+    """Query parameter `name` as a whole number in [low, high], `default` when absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise BadRequest(f"{name} is {raw!r}; use a whole number from {low} to {high}")
+    return value
+
+
+def seconds_arg(name: str) -> float | None:
+    """Query parameter `name` as a finite number of seconds above 0; None when absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise BadRequest(f"{name} is {raw!r}; use a number of seconds above 0")
+    return value

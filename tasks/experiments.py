@@ -1,0 +1,314 @@
+"""The experiment record: its field names and every write of its status, in one place.
+
+FGLab (submit, dispatch, cancel, the sweep) and the machines (claim, start, finish,
+recovery) both write experiment documents. Every status move is a function here, and each
+is a compare-and-set in MongoDB on the statuses :data:`tasks.states.MOVES` allows, so a
+repeated message, a kill racing an exit or two schedulers cannot both win. The ``_exit``
+reason is built by :func:`exit_record` alone. Nothing else writes ``_status``.
+
+Document fields keep the original FGLab's names (``_project_id``, ``_options``, ``_status``,
+``_files``, ``_scores``...); the fields below that the original did not have are ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from tasks.states import MOVES, Status
+
+COLLECTION = "experiments"
+
+# The original FGLab's fields.
+ID = "_id"
+PROJECT = "_project_id"
+MACHINE = "_machine_id"
+OPTIONS = "_options"
+STATUS = "_status"
+STARTED = "_started"
+FINISHED = "_finished"
+FILES = "_files"
+SCORES = "_scores"
+NOTES = "_notes"
+CHARTS = "_charts"
+# Ours: the life of a run on the fleet.
+CREATED = "_created"
+DISPATCHED = "_dispatched"
+CLAIMED = "_claimed"
+TOKEN = "_token"  # the ledger reservation the run message carries
+GPU = "_gpu"
+WAITING = "_waiting"  # why a queued experiment waits
+TIMEOUT = "_timeout"  # per-experiment wall-clock limit, seconds
+KILL_REQUESTED = "_kill_requested"
+WORKER_PID = "_worker_pid"
+PID = "_pid"
+PGID = "_pgid"
+ARGV = "_argv"
+RESULTS_DIR = "_results_dir"
+EXIT = "_exit"  # {"code", "signal", "reason"}
+LOG = "_log"  # the kept log: {"file_id", "bytes", "cut_bytes"}
+REAPED = "_reaped"  # a restarted worker dealt with the run's process group
+RESULT_NOTES = "_result_notes"  # problems with the results folder
+
+#: Every field name of the record, pinned by the contract tests.
+FIELDS = (
+    ID, PROJECT, MACHINE, OPTIONS, STATUS, STARTED, FINISHED, FILES, SCORES, NOTES, CHARTS,
+    CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
+    PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES,
+)  # fmt: skip
+
+#: Fields only FGLab and the machines write; the API's PUT refuses them.
+SYSTEM_FIELDS = frozenset({ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED})
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def exit_record(reason: str, *, code: int | None = None, signal: str | None = None) -> dict:
+    """The ``_exit`` of an ended experiment: why it ended, with its exit code or signal."""
+    return {"code": code, "signal": signal, "reason": reason}
+
+
+def _experiments(db: Database) -> Collection:
+    return db[COLLECTION]
+
+
+def _move(
+    db: Database, move: str, experiment_id: ObjectId, fields: Mapping[str, Any], **match: Any
+) -> dict[str, Any] | None:
+    """Compare-and-set one move: apply `fields` only from the statuses `move` starts from.
+
+    Returns the document after the move, or None when the experiment is gone or no longer
+    in a status the move starts from (someone else won).
+    """
+    sources, targets = MOVES[move]
+    status = fields.get(STATUS)
+    if status is not None and status not in targets:
+        raise ValueError(f"move {move!r} cannot lead to status {status!r}")
+    return _experiments(db).find_one_and_update(
+        {ID: experiment_id, STATUS: {"$in": sorted(str(s) for s in sources)}, **match},
+        {"$set": dict(fields)},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+# Creating -----------------------------------------------------------------------------
+
+
+def insert(
+    db: Database,
+    project_id: ObjectId,
+    options: Mapping[str, Any],
+    *,
+    experiment_id: ObjectId | None = None,
+    reservation: Reservation | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ObjectId:
+    """Store a new experiment: ``queued``, or ``dispatched`` under `reservation`."""
+    doc: dict[str, Any] = {
+        ID: experiment_id or ObjectId(),
+        PROJECT: project_id,
+        OPTIONS: dict(options),
+        STATUS: str(Status.QUEUED),
+        CREATED: now(),
+        MACHINE: None,
+        FILES: [],
+        **(extra or {}),
+    }
+    if reservation is not None:
+        doc.update(_dispatch_fields(reservation))
+    return _experiments(db).insert_one(doc).inserted_id
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Where a dispatched experiment goes: the machine, the ledger token, the GPU index."""
+
+    machine: str
+    token: str
+    gpu: int | None = None
+
+
+def _dispatch_fields(reservation: Reservation) -> dict[str, Any]:
+    return {
+        STATUS: str(Status.DISPATCHED),
+        MACHINE: reservation.machine,
+        TOKEN: reservation.token,
+        GPU: reservation.gpu,
+        DISPATCHED: now(),
+        WAITING: None,
+    }
+
+
+# FGLab's moves ------------------------------------------------------------------------
+
+
+def dispatch(db: Database, experiment_id: ObjectId, reservation: Reservation) -> dict | None:
+    """queued -> dispatched: reserved on a machine; the run message is sent next."""
+    return _move(db, "dispatch", experiment_id, _dispatch_fields(reservation))
+
+
+def requeue(db: Database, experiment_id: ObjectId) -> bool:
+    """dispatched -> queued: its message was lost or refused; it waits again."""
+    fields = {STATUS: str(Status.QUEUED), MACHINE: None, TOKEN: None, GPU: None}
+    return _move(db, "requeue", experiment_id, fields) is not None
+
+
+def cancel(db: Database, experiment_id: ObjectId) -> dict | None:
+    """queued or dispatched -> cancelled; a message on its way finds it and launches nothing.
+
+    The returned document keeps ``_machine_id`` and ``_token``, so the caller can give a
+    dispatched experiment's reservation back.
+    """
+    fields = {
+        STATUS: str(Status.CANCELLED),
+        FINISHED: now(),
+        EXIT: exit_record("cancelled before it started"),
+    }
+    return _move(db, "cancel", experiment_id, fields)
+
+
+def request_kill(db: Database, experiment_id: ObjectId) -> dict | None:
+    """Ask the worker running a claimed or running experiment to stop it (no status move)."""
+    return _experiments(db).find_one_and_update(
+        {ID: experiment_id, STATUS: {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]}},
+        {"$set": {KILL_REQUESTED: now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+def set_waiting(db: Database, project_id: ObjectId, reason: str) -> int:
+    """Say why a project's queued experiments wait; returns how many changed."""
+    changed = _experiments(db).update_many(
+        {STATUS: str(Status.QUEUED), PROJECT: project_id, WAITING: {"$ne": reason}},
+        {"$set": {WAITING: reason}},
+    )
+    return changed.modified_count
+
+
+# The machines' moves ------------------------------------------------------------------
+
+
+def claim(
+    db: Database, experiment_id: ObjectId, token: str, worker_pid: int
+) -> dict[str, Any] | None:
+    """dispatched -> claimed, only under the reservation `token` the message carries."""
+    fields = {STATUS: str(Status.CLAIMED), CLAIMED: now(), WORKER_PID: worker_pid}
+    return _move(db, "claim", experiment_id, fields, **{TOKEN: token})
+
+
+def start(
+    db: Database, experiment_id: ObjectId, *, pid: int, argv: Sequence[str], results_dir: str
+) -> bool:
+    """claimed -> running: the program runs as `pid`, in its own process group."""
+    fields = {
+        STATUS: str(Status.RUNNING),
+        STARTED: now(),
+        PID: pid,
+        PGID: pid,
+        ARGV: list(argv),
+        RESULTS_DIR: results_dir,
+    }
+    return _move(db, "start", experiment_id, fields) is not None
+
+
+def finish(
+    db: Database,
+    experiment_id: ObjectId,
+    status: Status,
+    exit: Mapping[str, Any],
+    *,
+    log: Mapping[str, Any] | None = None,
+) -> bool:
+    """claimed or running -> success, fail, killed or timeout, with its ``_exit``."""
+    fields: dict[str, Any] = {STATUS: str(status), FINISHED: now(), EXIT: dict(exit)}
+    if log is not None:
+        fields[LOG] = dict(log)
+    return _move(db, "finish", experiment_id, fields) is not None
+
+
+def lose(
+    db: Database, experiment_id: ObjectId, reason: str, *, reaped: bool = False
+) -> dict | None:
+    """claimed or running -> lost: its worker or machine went away, and why.
+
+    `reaped` says the run's process group was dealt with (by a restarted worker), so no
+    later restart signals a group ID the system has since handed out again.
+    """
+    fields: dict[str, Any] = {STATUS: str(Status.LOST), FINISHED: now(), EXIT: exit_record(reason)}
+    if reaped:
+        fields[REAPED] = now()
+    return _move(db, "lose", experiment_id, fields)
+
+
+def note_reaped(db: Database, experiment_id: ObjectId, reason: str | None = None) -> None:
+    """A lost experiment's process group was dealt with; `reason`, when given, replaces
+    the ``_exit`` reason (to say the restarted worker stopped what still ran).
+
+    The status stays ``lost``.
+    """
+    fields: dict[str, Any] = {REAPED: now()}
+    if reason:
+        fields[f"{EXIT}.reason"] = reason
+    _experiments(db).update_one({ID: experiment_id, STATUS: str(Status.LOST)}, {"$set": fields})
+
+
+# Reading and annotating ---------------------------------------------------------------
+
+
+def get(db: Database, experiment_id: ObjectId, fields: Iterable[str] | None = None) -> dict | None:
+    """The experiment (only `fields` when given), or None."""
+    projection = None if fields is None else dict.fromkeys(fields, 1)
+    return _experiments(db).find_one({ID: experiment_id}, projection)
+
+
+def kill_requested(db: Database, experiment_id: ObjectId) -> bool:
+    """Whether someone asked to stop this experiment."""
+    doc = get(db, experiment_id, [KILL_REQUESTED])
+    return bool(doc and doc.get(KILL_REQUESTED))
+
+
+def left_on_machine(db: Database, machine: str) -> list[dict[str, Any]]:
+    """What a previous worker of `machine` may have left: its claimed or running
+    experiments, and lost ones whose process group no restarted worker has dealt with."""
+    return list(
+        _experiments(db).find(
+            {
+                MACHINE: machine,
+                "$or": [
+                    {STATUS: {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]}},
+                    {STATUS: str(Status.LOST), PGID: {"$ne": None}, REAPED: {"$exists": False}},
+                ],
+            }
+        )
+    )
+
+
+def set_fields(
+    db: Database, experiment_id: ObjectId, fields: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """``$set`` top-level fields that are not the status (notes, scores, results).
+
+    Returns the document after, or None when there is no such experiment. Raises
+    ValueError for ``_status``: only the moves above change it.
+    """
+    if STATUS in fields:
+        raise ValueError("the status changes only through the moves of tasks.experiments")
+    return _experiments(db).find_one_and_update(
+        {ID: experiment_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
+    )
+
+
+def add_result_notes(db: Database, experiment_id: ObjectId, notes: Sequence[str]) -> None:
+    """Record problems with the results folder (each once)."""
+    _experiments(db).update_one(
+        {ID: experiment_id}, {"$addToSet": {RESULT_NOTES: {"$each": list(notes)}}}
+    )
