@@ -43,16 +43,19 @@ def create_jobs_app(settings: Settings) -> Celery:
             holder["scheduler"] = connect_scheduler(settings, broker)
         return holder["scheduler"]
 
-    @app.task(name=DISPATCH)
+    @app.task(name=DISPATCH, send_events=False)
     def dispatch() -> int:
         """Dispatch queued experiments now (room freed, a machine appeared)."""
         return scheduler().dispatch_queued()
 
-    @app.task(name=EXPERIMENT_EVENT)
-    def experiment_event(experiment_id: str, event: str) -> int:
-        """An experiment started or finished: fire its webhooks; dispatch what waits."""
-        for hook_id in hooks_for(scheduler().store, experiment_id, event):
-            broker.deliver_webhook(str(hook_id))
+    # Internal tasks send no monitoring events: Flower follows the experiments' runs.
+    @app.task(name=EXPERIMENT_EVENT, send_events=False)
+    def experiment_event(experiment_id: str, event: str, hooks: bool = True) -> int:
+        """An experiment started or finished: fire its webhooks (`hooks`: some wait);
+        dispatch what waits."""
+        if hooks:
+            for hook_id in hooks_for(scheduler().store, experiment_id, event):
+                broker.deliver_webhook(str(hook_id))
         if event == "finished":
             return scheduler().dispatch_queued()
         return 0

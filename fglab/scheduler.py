@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
@@ -22,7 +22,7 @@ from fglab.broker import Broker
 from fglab.errors import Conflict, NoCapacity, Unavailable
 from fglab.store import Store
 from tasks import machines
-from tasks.contract import RunRequest
+from tasks.contract import RunRequest, kill_channel
 from tasks.database import mongo_client
 from tasks.experiments import Reservation
 from tasks.ledger import Lease, Ledger
@@ -34,6 +34,19 @@ Sender = Callable[[RunRequest], None]
 
 #: Queued experiments one query of a dispatch pass reads.
 DISPATCH_PAGE = 20
+
+
+_LOCK_KEY = "fglab:dispatch-lock"
+#: Set by every call of dispatch_queued; the running dispatcher passes again while it is.
+_AGAIN_KEY = "fglab:dispatch-again"
+
+
+@dataclass
+class _Pass:
+    """What one dispatch pass has learnt: live machines per project, CPU load per machine."""
+
+    machines: dict[ObjectId, list[dict[str, Any]]] = field(default_factory=dict)
+    load: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,27 +118,39 @@ class Scheduler:
     def dispatch_queued(self, limit: int = 500) -> int:
         """Place queued experiments, oldest first; returns how many were dispatched.
 
-        Runs under a Redis lock so that two dispatchers do not race for the same
-        experiments (each placement is safe anyway; the lock saves wasted reservations).
+        One dispatcher runs at a time (a Redis lock), so two do not race for the same
+        experiments; each placement is safe anyway, the lock saves wasted reservations.
+        A call that finds the lock taken does not wait: it leaves a mark that makes the
+        running dispatcher pass over the queue once more, so no request for a dispatch
+        is lost and none queues up behind another.
         """
         if self.ledger is None:
             return 0
-        lock = self.redis.lock("fglab:dispatch-lock", timeout=60) if self.redis else None
-        if lock is not None and not lock.acquire(blocking=True, blocking_timeout=10):
-            return 0
-        try:
+        if self.redis is None:
             return self._dispatch_queued(limit)
-        finally:
-            if lock is not None:
+        self.redis.set(_AGAIN_KEY, 1, ex=60)
+        dispatched = 0
+        while True:
+            lock = self.redis.lock(_LOCK_KEY, timeout=60)
+            if not lock.acquire(blocking=False):
+                return dispatched  # the holder sees the mark and passes again
+            try:
+                while self.redis.delete(_AGAIN_KEY):
+                    dispatched += self._dispatch_queued(limit)
+            finally:
                 try:
                     lock.release()
                 except LockError:
                     logger.warning("dispatch lock expired before release")
+            # A mark left between our last look and the release is ours to serve.
+            if not self.redis.exists(_AGAIN_KEY):
+                return dispatched
 
     def _dispatch_queued(self, limit: int) -> int:
         # Read the queue a page at a time, leaving out projects already found blocked:
         # a pass after one experiment ended mostly places one, and reading the whole
         # queue on every event made each pass cost as much as the queue is long.
+        placing = _Pass()
         projects: dict[ObjectId, dict[str, Any] | None] = {}
         blocked: dict[ObjectId, str] = {}  # projects no machine has room for, and why
         passed: set[ObjectId] = set()  # blocked or deleted projects: not read again
@@ -143,7 +168,7 @@ class Scheduler:
                 if project is None:
                     passed.add(project_id)
                     continue
-                placed = blocked.get(project_id) or self._place(project, doc["_id"])
+                placed = blocked.get(project_id) or self._place(project, doc["_id"], placing)
                 if isinstance(placed, str):
                     blocked[project_id] = placed
                     passed.add(project_id)
@@ -168,22 +193,35 @@ class Scheduler:
         """Live machines that implement the project (drained ones included)."""
         return self.store.machines_serving(project_id, machines.live_since(self.settings))
 
-    def _place(self, project: Mapping[str, Any], experiment_id: ObjectId) -> Placement | str:
-        """Reserve room on the least loaded machine that fits, or say why none does."""
+    def _place(
+        self, project: Mapping[str, Any], experiment_id: ObjectId, placing: _Pass | None = None
+    ) -> Placement | str:
+        """Reserve room on the least loaded machine that fits, or say why none does.
+
+        `placing` keeps what one dispatch pass learnt (machines, their load) for the
+        next placement of the same pass.
+        """
         if self.ledger is None or self.send is None:
             return "no scheduler connected to Redis"
+        placing = placing or _Pass()
         project_id = project["_id"]
-        machines = self.live_machines(project_id)
-        if not machines:
+        if project_id not in placing.machines:
+            placing.machines[project_id] = self.live_machines(project_id)
+        candidates = placing.machines[project_id]
+        if not candidates:
             return "no live machine implements this project"
-        open_machines = [m for m in machines if not m.get("drained")]
+        open_machines = [m for m in candidates if not m.get("drained")]
         if not open_machines:
             return "every machine that implements this project is drained"
         try:
-            ordered = sorted(open_machines, key=lambda m: self._load(m))
+            for machine in open_machines:
+                if machine["_id"] not in placing.load:
+                    placing.load[machine["_id"]] = self._load(machine)
+            ordered = sorted(open_machines, key=lambda m: placing.load[m["_id"]])
             for machine in ordered:
                 lease = self._reserve(machine, project_id, experiment_id)
                 if lease is not None:
+                    placing.load[machine["_id"]] += lease.cpu
                     return Placement(machine["_id"], lease)
         except RedisError as e:
             logger.warning("ledger unreachable, experiment %s waits: %s", experiment_id, e)
@@ -252,10 +290,23 @@ class Scheduler:
             self._release(Placement(doc["_machine_id"], _stub_lease(doc)), experiment_id)
         if doc is None:
             doc = self.store.request_kill(experiment_id)
+            if doc is not None:
+                self._tell_machine(doc)
         if doc is None:
             doc = self.store.get_experiment(experiment_id)
             raise Conflict(f"Experiment {experiment_id} has already ended ({doc['_status']})")
         return doc
+
+    def _tell_machine(self, doc: Mapping[str, Any]) -> None:
+        """Hurry a kill request to its machine (its heartbeat would find it anyway)."""
+        if self.redis is None or not doc.get("_machine_id"):
+            return
+        try:
+            self.redis.publish(kill_channel(doc["_machine_id"]), str(doc["_id"]))
+        except RedisError as e:
+            logger.warning(
+                "kill of %s not announced (its machine's heartbeat finds it): %s", doc["_id"], e
+            )
 
     def requeue_unclaimed(self, experiment_ids: Iterable[ObjectId]) -> int:
         """Put dispatched experiments whose reservation vanished back in the queue."""

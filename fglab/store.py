@@ -29,6 +29,14 @@ from tasks.fields import resolve_large_fields
 from tasks.files import delete_files, put_experiment_file
 from tasks.states import ACTIVE, Status
 
+#: What a row of the experiments table shows.
+ROW_FIELDS = (
+    "_id", "_status", "_options", "_scores", "_created", "_started", "_finished", "_notes",
+    "_machine_id",
+)  # fmt: skip
+#: Sort indexes made on first use (see Store._sort_index), at most.
+MAX_SORT_INDEXES = 40
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -56,12 +64,15 @@ class Store:
         self._tokens = db["tokens"]
         self._files = db["fs.files"]
         self._bucket = GridFSBucket(db)
+        self._sort_indexes: set[str] = {"_created"}
 
     def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on (idempotent)."""
         self._projects.create_index("name", unique=True)
         self._experiments.create_index([("_project_id", ASCENDING), ("_created", ASCENDING)])
-        self._experiments.create_index([("_status", ASCENDING), ("_created", ASCENDING)])
+        self._experiments.create_index(
+            [("_status", ASCENDING), ("_created", ASCENDING), ("_id", ASCENDING)]
+        )
         self._experiments.create_index([("_machine_id", ASCENDING), ("_status", ASCENDING)])
         self._webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
         self._files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
@@ -115,9 +126,65 @@ class Store:
             extra=extra,
         )
 
+    def new_experiments(
+        self,
+        project_id: ObjectId,
+        option_sets: list[dict[str, Any]],
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> list[ObjectId]:
+        """Store queued experiments in one write; the dispatcher places them."""
+        return experiments.insert_many(self._db, project_id, option_sets, extra=extra)
+
     def list_experiments(self, project_id: ObjectId | None = None) -> list[dict[str, Any]]:
         query = {} if project_id is None else {"_project_id": project_id}
         return list(self._experiments.find(query).sort("_created", ASCENDING))
+
+    def experiment_rows(
+        self,
+        project_id: ObjectId,
+        *,
+        sort: str = "_created",
+        descending: bool = False,
+        statuses: Collection[str] = (),
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of a project's experiments table: (how many match, the page's rows).
+
+        Rows carry only what the table shows (`ROW_FIELDS`), never charts, logs or
+        custom fields. `sort` is a field path (``_scores.loss``, ``_options.lr``...);
+        the index it needs is made on first use (`_sort_index`).
+        """
+        query: dict[str, Any] = {"_project_id": project_id}
+        if statuses:
+            query["_status"] = {"$in": sorted(statuses)}
+        self._sort_index(sort)
+        direction = DESCENDING if descending else ASCENDING
+        cursor = (
+            self._experiments.find(query, dict.fromkeys(ROW_FIELDS, 1))
+            .sort([(sort, direction), ("_id", direction)])
+            .skip(offset)
+            .limit(limit)
+        )
+        rows = list(cursor)
+        total = self._experiments.count_documents(query)
+        return total, rows
+
+    def _sort_index(self, field: str) -> None:
+        """Make the (project, field) index a table sorted by `field` needs, once.
+
+        Score and option names are the researchers', so they cannot be indexed ahead;
+        each gets its index the first time someone sorts by it. MongoDB allows 64
+        indexes a collection: past `MAX_SORT_INDEXES` a sort runs unindexed (slower on
+        big projects) rather than fail.
+        """
+        if field in self._sort_indexes:
+            return
+        if len(self._sort_indexes) >= MAX_SORT_INDEXES:
+            return
+        self._experiments.create_index([("_project_id", ASCENDING), (field, ASCENDING)])
+        self._sort_indexes.add(field)
 
     def get_experiment(self, experiment_id: object) -> dict[str, Any]:
         oid = object_id(experiment_id, "Experiment ID")
@@ -132,9 +199,11 @@ class Store:
 
     def queue_position(self, doc: Mapping[str, Any]) -> int:
         """Where a queued experiment stands: 1 for the next one out."""
-        return 1 + self._experiments.count_documents(
-            {"_status": str(Status.QUEUED), "_created": {"$lt": doc["_created"]}}
-        )
+        ahead = [
+            {"_created": {"$lt": doc["_created"]}},
+            {"_created": doc["_created"], "_id": {"$lt": doc["_id"]}},
+        ]
+        return 1 + self._experiments.count_documents({"_status": str(Status.QUEUED), "$or": ahead})
 
     def queued(self, skip_projects: Collection[ObjectId], limit: int) -> list[dict[str, Any]]:
         """The oldest queued experiments (ID, project, waiting reason), leaving out
@@ -143,7 +212,7 @@ class Store:
         if skip_projects:
             query["_project_id"] = {"$nin": list(skip_projects)}
         cursor = self._experiments.find(query, {"_project_id": 1, "_waiting": 1})
-        return list(cursor.sort("_created", ASCENDING).limit(limit))
+        return list(cursor.sort(list(experiments.QUEUE_ORDER)).limit(limit))
 
     def active_experiments(self) -> list[dict[str, Any]]:
         """Experiments holding a reservation: status, machine and dispatch time only."""
@@ -279,7 +348,12 @@ class Store:
     # Webhooks -----------------------------------------------------------------------
 
     def add_webhook(self, hook: Mapping[str, Any]) -> ObjectId:
-        return self._webhooks.insert_one({**hook, "_created": now(), "deliveries": []}).inserted_id
+        """Keep a hook, and mark its experiment so that its machine reports the event."""
+        hook_id = self._webhooks.insert_one({**hook, "_created": now(), "deliveries": []})
+        experiment_id = _maybe_object_id(hook["object_id"])
+        if experiment_id is not None:
+            experiments.note_hook(self._db, experiment_id, hook["event"])
+        return hook_id.inserted_id
 
     def list_webhooks(self, object_id_: str | None = None) -> list[dict[str, Any]]:
         """Hooks (of one object when given), oldest first, with their delivery history."""

@@ -56,12 +56,13 @@ EXIT = "_exit"  # {"code", "signal", "reason"}
 LOG = "_log"  # the kept log: {"file_id", "bytes", "cut_bytes"}
 REAPED = "_reaped"  # a restarted worker dealt with the run's process group
 RESULT_NOTES = "_result_notes"  # problems with the results folder
+HOOKS = "_hooks"  # the events ("started", "finished") that have webhooks
 
 #: Every field name of the record, pinned by the contract tests.
 FIELDS = (
     ID, PROJECT, MACHINE, OPTIONS, STATUS, STARTED, FINISHED, FILES, SCORES, NOTES, CHARTS,
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
-    PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES,
+    PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
@@ -103,6 +104,30 @@ def _move(
 # Creating -----------------------------------------------------------------------------
 
 
+#: The order queued experiments leave the queue in: oldest first; the IDs of one batch,
+#: stored in the same millisecond, keep the order of the batch.
+QUEUE_ORDER = ((CREATED, 1), (ID, 1))
+
+
+def _new(
+    project_id: ObjectId,
+    options: Mapping[str, Any],
+    created: datetime,
+    extra: Mapping[str, Any] | None,
+    experiment_id: ObjectId | None = None,
+) -> dict[str, Any]:
+    return {
+        ID: experiment_id or ObjectId(),
+        PROJECT: project_id,
+        OPTIONS: dict(options),
+        STATUS: str(Status.QUEUED),
+        CREATED: created,
+        MACHINE: None,
+        FILES: [],
+        **(extra or {}),
+    }
+
+
 def insert(
     db: Database,
     project_id: ObjectId,
@@ -113,19 +138,24 @@ def insert(
     extra: Mapping[str, Any] | None = None,
 ) -> ObjectId:
     """Store a new experiment: ``queued``, or ``dispatched`` under `reservation`."""
-    doc: dict[str, Any] = {
-        ID: experiment_id or ObjectId(),
-        PROJECT: project_id,
-        OPTIONS: dict(options),
-        STATUS: str(Status.QUEUED),
-        CREATED: now(),
-        MACHINE: None,
-        FILES: [],
-        **(extra or {}),
-    }
+    doc = _new(project_id, options, now(), extra, experiment_id)
     if reservation is not None:
         doc.update(_dispatch_fields(reservation))
     return _experiments(db).insert_one(doc).inserted_id
+
+
+def insert_many(
+    db: Database,
+    project_id: ObjectId,
+    option_sets: Sequence[Mapping[str, Any]],
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> list[ObjectId]:
+    """Store queued experiments in one write, in the order given (see QUEUE_ORDER)."""
+    created = now()
+    docs = [_new(project_id, options, created, extra) for options in option_sets]
+    _experiments(db).insert_many(docs, ordered=True)
+    return [doc[ID] for doc in docs]
 
 
 @dataclass(frozen=True)
@@ -207,8 +237,11 @@ def claim(
 
 def start(
     db: Database, experiment_id: ObjectId, *, pid: int, argv: Sequence[str], results_dir: str
-) -> bool:
-    """claimed -> running: the program runs as `pid`, in its own process group."""
+) -> dict[str, Any] | None:
+    """claimed -> running: the program runs as `pid`, in its own process group.
+
+    Returns the document after (its ``_hooks`` say whether a "started" webhook waits).
+    """
     fields = {
         STATUS: str(Status.RUNNING),
         STARTED: now(),
@@ -217,7 +250,7 @@ def start(
         ARGV: list(argv),
         RESULTS_DIR: results_dir,
     }
-    return _move(db, "start", experiment_id, fields) is not None
+    return _move(db, "start", experiment_id, fields)
 
 
 def finish(
@@ -227,12 +260,20 @@ def finish(
     exit: Mapping[str, Any],
     *,
     log: Mapping[str, Any] | None = None,
-) -> bool:
-    """claimed or running -> success, fail, killed or timeout, with its ``_exit``."""
+) -> dict[str, Any] | None:
+    """claimed or running -> success, fail, killed or timeout, with its ``_exit``.
+
+    Returns the document after, or None when another move won (the sweep lost it).
+    """
     fields: dict[str, Any] = {STATUS: str(status), FINISHED: now(), EXIT: dict(exit)}
     if log is not None:
         fields[LOG] = dict(log)
-    return _move(db, "finish", experiment_id, fields) is not None
+    return _move(db, "finish", experiment_id, fields)
+
+
+def hooked(doc: Mapping[str, Any] | None, event: str) -> bool:
+    """Whether a webhook waits for `event` of this experiment (see `note_hook`)."""
+    return doc is not None and event in (doc.get(HOOKS) or [])
 
 
 def lose(
@@ -272,8 +313,18 @@ def get(db: Database, experiment_id: ObjectId, fields: Iterable[str] | None = No
 
 def kill_requested(db: Database, experiment_id: ObjectId) -> bool:
     """Whether someone asked to stop this experiment."""
-    doc = get(db, experiment_id, [KILL_REQUESTED])
-    return bool(doc and doc.get(KILL_REQUESTED))
+    return experiment_id in kill_requests(db, [experiment_id])
+
+
+def kill_requests(db: Database, experiment_ids: Iterable[ObjectId]) -> set[ObjectId]:
+    """Which of these experiments someone asked to stop (one query for them all)."""
+    query = {ID: {"$in": list(experiment_ids)}, KILL_REQUESTED: {"$ne": None}}
+    return {doc[ID] for doc in _experiments(db).find(query, {ID: 1})}
+
+
+def note_hook(db: Database, experiment_id: ObjectId, event: str) -> None:
+    """Mark that a webhook waits for `event`, so the machine says when it happens."""
+    _experiments(db).update_one({ID: experiment_id}, {"$addToSet": {HOOKS: event}})
 
 
 def left_on_machine(db: Database, machine: str) -> list[dict[str, Any]]:

@@ -40,6 +40,9 @@ def create_worker_app(settings: Settings) -> Celery:
         task_default_queue=queue,
         worker_pool="threads",
         worker_concurrency=settings.worker_concurrency,
+        # What a machine sends (started/finished events, dispatch asks) is internal
+        # chatter; Flower follows the runs through the events of fglab.run_experiment.
+        task_send_sent_event=False,
     )
     machine_holder: dict[str, Machine] = {}
 

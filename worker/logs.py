@@ -184,10 +184,12 @@ class LogSink:
             self._pending.clear()
             self._pending_bytes = 0
         try:
-            self._redis.xadd(
-                self.key, {"s": END_MARK, "t": ""}, maxlen=STREAM_MAXLEN, approximate=True
-            )
-            self._redis.expire(self.key, STREAM_TTL_S)
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(
+                    self.key, {"s": END_MARK, "t": ""}, maxlen=STREAM_MAXLEN, approximate=True
+                )
+                pipe.expire(self.key, STREAM_TTL_S)
+                pipe.execute()
         except RedisError as error:
             logger.warning(
                 "Live log of experiment %s: could not write its end to Redis: %s",

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pymongo
+from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 from redis import Redis
@@ -22,6 +24,7 @@ from redis.exceptions import RedisError
 
 from config import Settings
 from tasks import experiments, machines
+from tasks.contract import kill_channel
 from tasks.database import mongo_client
 from tasks.ledger import Lease, Ledger
 from tasks.states import Status
@@ -41,6 +44,8 @@ class Running:
     cpu: float
     gpu_share: float
     gpu: int | None
+    #: Set when someone asked to stop it (the kill channel, or the heartbeat's look).
+    kill: threading.Event = field(default_factory=threading.Event)
 
 
 class Machine:
@@ -70,7 +75,7 @@ class Machine:
         self._published: dict[str, Any] | None = None
         self._published_error: str | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # Running experiments ------------------------------------------------------------
 
@@ -100,7 +105,8 @@ class Machine:
         logger.info("machine %s registered with %d GPU(s)", self.name, self.gpu_count)
 
     def beat(self) -> None:
-        """One heartbeat: renew leases, refresh the record, publish projects.json changes."""
+        """One heartbeat: renew leases, refresh the record, look for kill requests, publish
+        projects.json changes."""
         self._renew_leases()
         projects = {pid: impl.summary() for pid, impl in self.projects.current().items()}
         fields: dict[str, Any] = {machines.GPU_BUSY: self.busy_gpus()}
@@ -115,6 +121,7 @@ class Machine:
         except PyMongoError as e:
             logger.warning("machine %s: heartbeat not stored: %s", self.name, e)
             return
+        self._look_for_kills()
         if changed:
             first = self._published is None
             self._published, self._published_error = projects, self.projects.error
@@ -159,6 +166,42 @@ class Machine:
             if used is not None and used > self.settings.gpu_busy_bytes:
                 busy.append(index)
         return busy
+
+    def _look_for_kills(self) -> None:
+        """Kill requests the channel did not bring (Redis blinked): one query a beat."""
+        running = {ObjectId(r.experiment_id): r for r in self.running()}
+        if not running:
+            return
+        try:
+            # Bounded like the record's write, for the same reason: leases come first.
+            with pymongo.timeout(self.settings.lease_ttl / 4):
+                requested = experiments.kill_requests(self.db, running)
+            for experiment_id in requested:
+                running[experiment_id].kill.set()
+        except PyMongoError as e:
+            logger.warning("machine %s: kill requests not read: %s", self.name, e)
+
+    def _hear_kills(self) -> None:
+        """Follow the kill channel: a stop request reaches its run within milliseconds."""
+        while not self._stop.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(kill_channel(self.name))
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._kill(_text(message["data"]))
+            except RedisError as e:
+                logger.warning("machine %s: kill channel lost (%s); reconnecting", self.name, e)
+                self._stop.wait(1.0)
+            finally:
+                pubsub.close()
+
+    def _kill(self, experiment_id: str) -> None:
+        with self._lock:
+            running = self._running.get(experiment_id)
+        if running is not None:
+            running.kill.set()
 
     def _renew_leases(self) -> None:
         running = self.running()
@@ -216,17 +259,20 @@ class Machine:
         return count
 
     def start_heartbeat(self) -> None:
-        if self._thread is not None:
+        """Start the heartbeat and the kill channel's listener (daemon threads)."""
+        if self._threads:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._beat_forever, name="heartbeat", daemon=True)
-        self._thread.start()
+        for name, target in (("heartbeat", self._beat_forever), ("kills", self._hear_kills)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop_heartbeat(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
 
     def _beat_forever(self) -> None:
         while not self._stop.wait(self.settings.heartbeat):
@@ -234,3 +280,7 @@ class Machine:
                 self.beat()
             except Exception:
                 logger.exception("machine %s: heartbeat failed", self.name)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

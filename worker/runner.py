@@ -78,28 +78,35 @@ def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
         gpu=request.gpu,
     )
     machine.add_running(running)
+    ended: dict[str, Any] | None = None
     try:
         if implementation is None:
             outcome = Outcome(
                 Status.FAIL,
                 f"machine {machine.name} does not implement project {request.project_id}",
             )
-            _finish(machine, doc, outcome)
+            ended = _finish(machine, doc, outcome)
         else:
-            outcome = _run(machine, doc, implementation, request)
+            outcome, ended = _run(machine, doc, implementation, running, request)
     finally:
         machine.remove_running(request.experiment_id)
         try:
             machine.ledger.release(machine.name, request.experiment_id, request.token)
         except RedisError as e:  # the lease expires by itself
             logger.warning("experiment %s: lease not released: %s", experiment_id, e)
-        machine.notify("finished", {"experiment_id": request.experiment_id})
+        hooks = experiments.hooked(ended or doc, "finished")
+        machine.notify("finished", {"experiment_id": request.experiment_id, "hooks": hooks})
     return {"experiment": request.experiment_id, "launched": True, "status": str(outcome.status)}
 
 
 def _run(
-    machine: Machine, doc: dict[str, Any], implementation: Implementation, request: RunRequest
-) -> Outcome:
+    machine: Machine,
+    doc: dict[str, Any],
+    implementation: Implementation,
+    running: Running,
+    request: RunRequest,
+) -> tuple[Outcome, dict[str, Any] | None]:
+    """Launch, watch and end the program; the outcome and the document after its end."""
     experiment_id: ObjectId = doc["_id"]
     options = {**doc.get("_options", {}), "_id": str(experiment_id)}
     argv = build_argv(
@@ -123,21 +130,22 @@ def _run(
         sink.write("meta", reason + "\n")
         outcome = Outcome(Status.FAIL, reason)
         log = _persist(machine, "storing the log", lambda: sink.close(machine.db, project_id))
-        _finish(machine, doc, outcome, log=log)
+        ended = _finish(machine, doc, outcome, log=log)
         _persist(machine, "counting a start failure", lambda: machine.record_start_failure(reason))
-        return outcome
+        return outcome, ended
 
     assert process.stdout is not None and process.stderr is not None
     sink.pump(process.stdout, "out")  # the sink closes the pipes at EOF
     sink.pump(process.stderr, "err")
-    _persist(
+    started = _persist(
         machine,
         f"marking {experiment_id} running",
         lambda: experiments.start(
             machine.db, experiment_id, pid=process.pid, argv=argv, results_dir=str(folder)
         ),
     )
-    machine.notify("started", {"experiment_id": str(experiment_id)})
+    if experiments.hooked(started, "started"):
+        machine.notify("started", {"experiment_id": str(experiment_id)})
     results = ResultsSync(
         machine.db,
         folder,
@@ -151,7 +159,7 @@ def _run(
         if implementation.kill_grace is not None
         else machine.settings.kill_grace
     )
-    outcome = _watch(machine, experiment_id, process, results, timeout, grace)
+    outcome = _watch(running, process, results, timeout, grace)
 
     sink.join(timeout=30)
     if outcome.status in {Status.FAIL}:
@@ -160,24 +168,24 @@ def _run(
             outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
     log = _persist(machine, "storing the log", lambda: sink.close(machine.db, project_id))
     landed = _final_upload(results, machine.settings.mongo_retry)
-    _finish(machine, doc, outcome, log=log)
+    ended = _finish(machine, doc, outcome, log=log)
     if landed:
         shutil.rmtree(folder, ignore_errors=True)
     else:
         logger.warning(
             "experiment %s: results kept in %s until they are stored", experiment_id, folder
         )
-    return outcome
+    return outcome, ended
 
 
 def _watch(
-    machine: Machine,
-    experiment_id: ObjectId,
-    process,
+    running: Running,
+    process: subprocess.Popen[bytes],
     results: ResultsSync,
     timeout: float | None,
     grace: float,
 ) -> Outcome:
+    """Wait for the exit, the timeout or a kill request, syncing results meanwhile."""
     started = time.monotonic()
     last_sync = started
     while True:
@@ -191,11 +199,7 @@ def _watch(
             return Outcome(
                 Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped", process.returncode
             )
-        try:
-            kill = experiments.kill_requested(machine.db, experiment_id)
-        except PyMongoError:
-            kill = False
-        if kill:
+        if running.kill.is_set():
             stop_group(process.pid, grace, process)
             process.wait()
             return Outcome(Status.KILLED, "killed on request", process.returncode)
@@ -226,19 +230,27 @@ def _final_upload(results: ResultsSync, patience: float) -> bool:
     deadline = time.monotonic() + patience
     delay = 0.2
     while True:
-        if results.sync(final=True).all_landed:
+        report = results.sync(final=True)
+        if report.all_landed:
             return True
         if time.monotonic() + delay > deadline:
             return False
+        logger.warning(
+            "final upload: %d result(s) pending (%s); retrying in %.1fs",
+            len(report.pending),
+            ", ".join(report.pending[:3]),
+            delay,
+        )
         time.sleep(delay)
         delay = min(delay * 2, 10.0)
 
 
 def _finish(
     machine: Machine, doc: dict[str, Any], outcome: Outcome, log: dict[str, Any] | None = None
-) -> None:
+) -> dict[str, Any] | None:
+    """Store the end; returns the document after, None when the sweep had lost it."""
     exit = experiments.exit_record(outcome.reason, code=outcome.code, signal=outcome.signal)
-    _persist(
+    ended = _persist(
         machine,
         f"storing the end of {doc['_id']}",
         lambda: experiments.finish(machine.db, doc["_id"], outcome.status, exit, log=log),
@@ -246,6 +258,7 @@ def _finish(
     logger.info(
         "experiment %s: %s (%s)", doc["_id"], outcome.status, outcome.reason.splitlines()[0]
     )
+    return ended
 
 
 def _release_if_abandoned(machine: Machine, experiment_id: ObjectId, request: RunRequest) -> None:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from fglab.api import charts, experiments, files, logs, machines, projects, search, tokens, webhooks
+from fglab.api import (
+    charts,
+    experiments,
+    files,
+    logs,
+    machines,
+    projects,
+    search,
+    table,
+    tokens,
+    webhooks,
+)
 
 
 def register_api(app: Flask) -> Api:
@@ -15,6 +26,8 @@ def register_api(app: Flask) -> Api:
             "info": {"description": "FGLab fleet: experiments, projects, machines, files."}
         },
     )
-    for module in (projects, experiments, machines, files, webhooks, logs, charts, search, tokens):
+    for module in (
+        projects, experiments, table, machines, files, webhooks, logs, charts, search, tokens,
+    ):  # fmt: skip
         api.register_blueprint(module.blp)
     return api

@@ -145,15 +145,14 @@ def submit_experiment(project_id: str) -> Any:
 @blp.response(201, description='{"status": "Started", "_ids": [...]}')
 @blp.alt_response(400, description="No such project, or the first invalid option set")
 def submit_batch(project_id: str) -> Any:
-    """Submit a batch; every experiment is queued until a machine takes it."""
+    """Submit a batch: stored queued in one write, then placed by the dispatcher."""
     project = _project(project_id, missing_is=BadRequest)
     body = json_body()
     if not isinstance(body, list) or not body:
         raise BadRequest("Batch body must be a non-empty JSON list of option sets")
     option_sets = [_valid_options(project, options) for options in body]
-    scheduler = services().scheduler
-    extra = _timeout_field()
-    ids = [scheduler.submit(project, options, queue=True, extra=extra) for options in option_sets]
+    ids = services().store.new_experiments(project["_id"], option_sets, extra=_timeout_field())
+    services().broker.ask_dispatch()
     return {"status": "Started", "_ids": ids}, 201
 
 

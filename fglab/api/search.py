@@ -67,6 +67,6 @@ def search(project_id: str) -> Any:
         typed = [validate_options(schema, options) for options in option_sets]
     except (SearchError, OptionsError) as e:
         raise BadRequest(str(e)) from None
-    scheduler = services().scheduler
-    ids = [scheduler.submit(project, options, queue=True) for options in typed]
+    ids = services().store.new_experiments(project["_id"], typed)
+    services().broker.ask_dispatch()
     return {"status": "Started", "_ids": ids, "count": len(ids)}, 201

@@ -36,6 +36,7 @@ def test_task_names() -> None:
 def test_queue_names() -> None:
     assert contract.SERVER_QUEUE == "fglab"
     assert contract.machine_queue("gpu-box-1") == "machine-gpu-box-1"
+    assert contract.kill_channel("gpu-box-1") == "fglab:kill:gpu-box-1"
 
 
 def test_run_request_keys() -> None:
@@ -87,6 +88,7 @@ def test_experiment_field_names() -> None:
         "_files", "_scores", "_notes", "_charts", "_created", "_dispatched", "_claimed",
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
+        "_hooks",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,

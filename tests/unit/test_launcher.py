@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from tests.integration.fleet import process_alive
+from tests.waiting import wait_for
 from worker.argv import build_argv
 from worker.launcher import group_alive, launch, stop_group
 
@@ -47,3 +54,36 @@ def test_stop_group_ends_the_program_and_its_children(tmp_path) -> None:
     assert not group_alive(process.pid)
     process.stdout.close()
     process.stderr.close()
+
+
+def test_a_missing_or_unrunnable_program_is_an_oserror_before_anything_runs(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="No such file or directory"):
+        launch(["/nonexistent/fglab-trainer"], tmp_path, {"PATH": "/usr/bin:/bin"})
+    with pytest.raises(FileNotFoundError):
+        launch(["fglab-no-such-program"], tmp_path, {"PATH": "/usr/bin:/bin"})
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(PermissionError):
+        launch(["./train.sh"], tmp_path, {"PATH": "/usr/bin:/bin"})
+
+
+def test_the_program_dies_with_the_worker_that_launched_it(tmp_path) -> None:
+    # A stand-in worker: launches a sleeper, says its pid, then waits to be killed.
+    worker = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from worker.launcher import launch\n"
+        "p = launch([sys.executable, '-c', 'import time; time.sleep(60)'], Path('.'), {})\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-c", worker], cwd=root, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        program = int(parent.stdout.readline())
+        assert process_alive(program)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        wait_for(lambda: not process_alive(program), 10, "the program to die with its worker")

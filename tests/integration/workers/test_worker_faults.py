@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -441,4 +441,27 @@ def test_a_program_past_its_timeout_is_stopped(client, store, db, fleet, project
         reason = experiment(db, experiment_id)["_exit"]["reason"]
         assert reason == "ran past its timeout of 1.5s; stopped"
     assert not [pid for pid in pids if process_alive(pid)]
+    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
+
+
+def test_a_kill_request_the_channel_missed_is_found_by_the_heartbeat(
+    client, db, fleet, project, ledger, tmp_path
+):
+    name = machine_name()
+    fleet.start_scheduler()
+    start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path, kill_grace=1)})
+    experiment_id = submit(client, project, mode="sleep", until=str(tmp_path / "never"))
+    wait_for(lambda: status_of(db, experiment_id) == "running", timeout=30, what="the run")
+
+    # As if the kill channel's message was lost: only MongoDB holds the request.
+    db["experiments"].update_one(
+        {"_id": experiment(db, experiment_id)["_id"]},
+        {"$set": {"_kill_requested": datetime.now(UTC)}},
+    )
+    wait_for(
+        lambda: status_of(db, experiment_id) == "killed",
+        timeout=30,
+        what="the heartbeat to find the kill request",
+    )
+    assert experiment(db, experiment_id)["_exit"]["reason"] == "killed on request"
     wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
