@@ -153,8 +153,9 @@ class Store:
         """One page of a project's experiments table: (how many match, the page's rows).
 
         Rows carry only what the table shows (`ROW_FIELDS`), never charts, logs or
-        custom fields. `sort` is a field path (``_scores.loss``, ``_options.lr``...);
-        the index it needs is made on first use (`_sort_index`).
+        custom fields; a `limit` of 0 means every row. `sort` is a field path
+        (``_scores.loss``, ``_options.lr``...); the index it needs is made on first use
+        (`_sort_index`).
         """
         query: dict[str, Any] = {"_project_id": project_id}
         if statuses:
@@ -168,7 +169,8 @@ class Store:
             .limit(limit)
         )
         rows = list(cursor)
-        total = self._experiments.count_documents(query)
+        whole = not limit and not offset
+        total = len(rows) if whole else self._experiments.count_documents(query)
         return total, rows
 
     def _sort_index(self, field: str) -> None:

@@ -87,7 +87,7 @@ def project(project_id: str) -> str:
     store = services().store
     project = store.get_project(project_id)
     schema: dict[str, dict] = project["schema"]
-    experiments = store.list_experiments(project["_id"])
+    _, experiments = store.experiment_rows(project["_id"], limit=0)
     score_names = _score_names(experiments)
     rows = [_row(doc, schema, score_names) for doc in experiments]
     template = {str(project["_id"]): PROJECT_TEMPLATE}
