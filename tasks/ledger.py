@@ -150,13 +150,15 @@ local function purge(now)
 end
 
 -- Live leases as owner -> {raw, decoded}; a hash entry without an expiry is dropped,
--- since nothing would ever renew or expire it.
+-- since nothing would ever renew or expire it. Called after purge, so every owner left
+-- in the expiry set is live: one ZRANGE, not a ZSCORE per lease.
 local function live()
-  local out = {}
+  local out, expiring = {}, {}
+  for _, owner in ipairs(redis.call('ZRANGE', exp_key, 0, -1)) do expiring[owner] = true end
   local flat = redis.call('HGETALL', lease_key)
   for i = 1, #flat, 2 do
     local owner, raw = flat[i], flat[i + 1]
-    if redis.call('ZSCORE', exp_key, owner) then
+    if expiring[owner] then
       out[owner] = {raw = raw, lease = cjson.decode(raw)}
     else
       redis.call('HDEL', lease_key, owner)
