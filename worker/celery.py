@@ -43,6 +43,14 @@ def create_worker_app(settings: Settings) -> Celery:
         # What a machine sends (started/finished events, dispatch asks) is internal
         # chatter; Flower follows the runs through the events of fglab.run_experiment.
         task_send_sent_event=False,
+        # Run messages are acknowledged on receipt (see tasks.app), so the transport's
+        # emulated acks (a hash and a sorted set written and cleared per message) buy
+        # nothing: a message lost with a dying worker leaves its experiment dispatched,
+        # and the sweep requeues it once its lease has expired.
+        broker_transport_options={
+            **app.conf.broker_transport_options,
+            "ack_emulation": False,
+        },
     )
     machine_holder: dict[str, Machine] = {}
 
