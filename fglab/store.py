@@ -136,6 +136,10 @@ class Store:
         """Store queued experiments in one write; the dispatcher places them."""
         return experiments.insert_many(self._db, project_id, option_sets, extra=extra)
 
+    def experiment_count(self) -> int:
+        """How many experiments there are, from the collection's metadata (cheap)."""
+        return self._experiments.estimated_document_count()
+
     def list_experiments(self, project_id: ObjectId | None = None) -> list[dict[str, Any]]:
         query = {} if project_id is None else {"_project_id": project_id}
         return list(self._experiments.find(query).sort("_created", ASCENDING))

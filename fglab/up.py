@@ -44,6 +44,9 @@ GRACE = 10.0
 #: Seconds between two looks at the children.
 POLL = 0.2
 
+#: Experiments the embedded MongoDB serves well; `fglab up` warns past this.
+EMBEDDED_COMFORT = 5_000
+
 DEMO_NAME = "demo"
 DEMO_DIR = Path(__file__).parent / "demo"
 
@@ -108,6 +111,7 @@ def _run(
         server = embedded_mongo.start("sqlite", path)
         tree.adopt("mongodb", server.process, server.stop)
         settings = settings.with_changes(mongodb_uri=server.uri)
+        warn_if_embedded_is_outgrown(settings)
     if signals.received:
         return 0
     redis_note = "from REDIS_URL"  # never the URL itself: it may hold a password
@@ -222,6 +226,31 @@ def demo_implementation(data_dir: Path) -> dict[str, Any]:
         "capacity": 0.5,
         "results": str(data_dir / "results"),
     }
+
+
+def warn_if_embedded_is_outgrown(settings: Settings) -> int:
+    """Warn when the embedded MongoDB holds more experiments than it serves well.
+
+    Its queries that read a whole collection (counts by status, a sorted first page)
+    grow with it (README, "Embedded mode is for trying out"). Returns the count.
+    """
+    from fglab.store import Store
+    from tasks.database import mongo_client
+
+    client = mongo_client(settings)
+    try:
+        count = Store(client[settings.mongodb_db]).experiment_count()
+    finally:
+        client.close()
+    if count >= EMBEDDED_COMFORT:
+        logger.warning(
+            "MongoDB: the embedded server holds %d experiments; past %d its tables and "
+            "counts slow down (about 0.2 s for a first page at 10,000, seconds at 100,000). "
+            "Move to a real MongoDB (set MONGODB_URI) before it gets slower.",
+            count,
+            EMBEDDED_COMFORT,
+        )
+    return count
 
 
 def install_demo(settings: Settings) -> ObjectId:
