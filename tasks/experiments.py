@@ -104,6 +104,9 @@ def _move(
 # Creating -----------------------------------------------------------------------------
 
 
+#: Experiments one write of `insert_many` stores at most.
+INSERT_CHUNK = 100
+
 #: The order queued experiments leave the queue in: oldest first; the IDs of one batch,
 #: stored in the same millisecond, keep the order of the batch.
 QUEUE_ORDER = ((CREATED, 1), (ID, 1))
@@ -151,10 +154,15 @@ def insert_many(
     *,
     extra: Mapping[str, Any] | None = None,
 ) -> list[ObjectId]:
-    """Store queued experiments in one write, in the order given (see QUEUE_ORDER)."""
+    """Store queued experiments in the order given (see QUEUE_ORDER), `INSERT_CHUNK` a write.
+
+    Chunks, because a MongoDB server's cost for one huge insert need not be linear (the
+    embedded server's grows with the square of the batch).
+    """
     created = now()
     docs = [_new(project_id, options, created, extra) for options in option_sets]
-    _experiments(db).insert_many(docs, ordered=True)
+    for start in range(0, len(docs), INSERT_CHUNK):
+        _experiments(db).insert_many(docs[start : start + INSERT_CHUNK], ordered=True)
     return [doc[ID] for doc in docs]
 
 
