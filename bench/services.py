@@ -24,11 +24,11 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.database import Database
 from redis import Redis
-from redis.exceptions import RedisError
 
 from bench.counting import MongoCounter, RedisWindow
 from config import Settings
 from fglab.embedded import mongo
+from fglab.embedded.redis import answers
 from tests.integration.fleet import Process
 from tests.waiting import wait_for
 from worker.launcher import stop_group
@@ -141,20 +141,15 @@ def own_redis_server(root: Path, wait: float = 15.0) -> Iterator[str]:
     process = start_process("redis-server", command, os.environ, root, root / "redis-server.log")
     try:
         url = f"redis://127.0.0.1:{port}/13"
-        wait_for(lambda: _answers(url), timeout=wait, interval=0.1, what=f"redis-server on {port}")
+        wait_for(
+            lambda: answers(url, timeout=0.5),
+            timeout=wait,
+            interval=0.1,
+            what=f"redis-server on {port}",
+        )
         yield url
     finally:
         process.stop()
-
-
-def _answers(url: str) -> bool:
-    client = Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except (RedisError, OSError):
-        return False
-    finally:
-        client.close()
 
 
 def start_process(
