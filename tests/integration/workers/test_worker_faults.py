@@ -392,6 +392,8 @@ def test_queued_work_survives_a_scheduler_restart(client, db, fleet, project, tm
         lambda: status_of(db, first) == "running", timeout=30, what="the first experiment to run"
     )
 
+    # A worker that has not finished starting dies of TERM instead of shutting down warm.
+    wait_for(lambda: " ready." in scheduler.output(), timeout=60, what="the scheduler to be ready")
     scheduler.stop()
     assert scheduler.popen.returncode == 0
     queued = [submit(client, project, mode="sleep", until=tmp_path) for _ in range(2)]
