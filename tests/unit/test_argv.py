@@ -109,8 +109,13 @@ def test_injection_value_double_dash() -> None:
 def test_gpu_command(style: str, expected: list[str]) -> None:
     gpu_command = "--gpu" if style == "double-dash" else "-gpu"
     argv = build_argv(
-        "th", ["t.lua"], {"seed": 1}, style=style, boolean="mandatory",
-        gpu_command=gpu_command, gpu=2,
+        "th",
+        ["t.lua"],
+        {"seed": 1},
+        style=style,
+        boolean="mandatory",
+        gpu_command=gpu_command,
+        gpu=2,
     )
     assert argv == expected
 

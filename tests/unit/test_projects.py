@@ -89,7 +89,10 @@ def test_optional_fields_default(tmp_path: Path) -> None:
     assert impl.options == "double-dash"
     assert impl.boolean == "mandatory"
     assert (impl.gpu_capacity, impl.gpu_command, impl.timeout, impl.kill_grace) == (
-        None, None, None, None,
+        None,
+        None,
+        None,
+        None,
     )
     assert impl.summary()["gpu_capacity"] is None
 
@@ -140,7 +143,7 @@ def test_order_is_kept(tmp_path: Path) -> None:
         ({"gpu_capacity": 0}, "has gpu_capacity 0; use a number in"),
         ({"gpu_command": 3}, "has gpu_command 3; use a string such as '-gpu'"),
         ({"command": ""}, "has command ''; use a non-empty string"),
-        ({"command": ["python"]}, "has command \\[\"python\"\\]; use a non-empty string"),
+        ({"command": ["python"]}, 'has command \\["python"\\]; use a non-empty string'),
         ({"command": None}, "has no command; add it"),
         ({"cwd": 5}, "has cwd 5; use a non-empty string"),
         ({"results": ""}, "has results ''; use a non-empty string"),
@@ -148,7 +151,7 @@ def test_order_is_kept(tmp_path: Path) -> None:
         ({"options": "dashes"}, "has options 'dashes'; use one of 'plain', 'single-dash'"),
         ({"boolean": True}, "has boolean true; use one of 'optional', 'mandatory'"),
         ({"args": [1, 2]}, "has args \\[1, 2\\]; use a list of strings or one string"),
-        ({"args": "train 'oops"}, "has args \"train 'oops\" that cannot be split"),
+        ({"args": "train 'oops"}, 'has args "train \'oops" that cannot be split'),
         ({"timeout": 0}, "has timeout 0; use a number of seconds above 0"),
         ({"timeout": "soon"}, "has timeout 'soon'; use a number of seconds"),
         ({"kill_grace": -1}, "has kill_grace -1; use a number of seconds, 0 or more"),
@@ -237,9 +240,7 @@ def test_unchanged_file_is_not_reparsed(
     projects = ProjectsFile(projects_path)
     first = projects.current()
     calls: list[str] = []
-    monkeypatch.setattr(
-        "worker.projects.parse_projects", lambda *a: calls.append("parse") or {}
-    )
+    monkeypatch.setattr("worker.projects.parse_projects", lambda *a: calls.append("parse") or {})
     assert projects.current() == first
     assert calls == []
 
