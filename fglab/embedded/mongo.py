@@ -18,6 +18,9 @@ from pathlib import Path
 
 
 def _engine(kind: str, path: str | None):
+    from fglab.embedded import patches
+
+    patches.apply()
     if kind == "memory":
         from mongoeco.engines.memory import MemoryEngine
 
