@@ -74,6 +74,8 @@ class Store:
             [("_status", ASCENDING), ("_created", ASCENDING), ("_id", ASCENDING)]
         )
         self._experiments.create_index([("_machine_id", ASCENDING), ("_status", ASCENDING)])
+        self._experiments.create_index("_started")
+        self._experiments.create_index("_finished")
         self._webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
         self._files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
         self._files.create_index("metadata.project")
@@ -226,6 +228,13 @@ class Store:
         return list(
             self._experiments.find(query, {"_status": 1, "_machine_id": 1, "_dispatched": 1})
         )
+
+    def experiments_moved_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Experiments that started or finished at `since` or later: project, machine,
+        status and the two times only (`fglab up`'s console follows them)."""
+        query = {"$or": [{"_started": {"$gte": since}}, {"_finished": {"$gte": since}}]}
+        fields = {"_project_id": 1, "_machine_id": 1, "_status": 1, "_started": 1, "_finished": 1}
+        return list(self._experiments.find(query, fields))
 
     def machine_experiments(self, machine_id: str) -> list[dict[str, Any]]:
         """The experiments a machine holds a reservation for, oldest first."""
