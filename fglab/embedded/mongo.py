@@ -74,9 +74,15 @@ class MongoProcess:
 
 
 def start(
-    engine: str = "memory", path: str | os.PathLike[str] | None = None, port: int = 0
+    engine: str = "memory",
+    path: str | os.PathLike[str] | None = None,
+    port: int = 0,
+    log: Path | None = None,
 ) -> MongoProcess:
-    """Start the server in a child process and wait until it accepts connections."""
+    """Start the server in a child process and wait until it accepts connections.
+
+    `log`: a file its stderr is appended to (else it shares ours).
+    """
     command = [
         sys.executable,
         "-m",
@@ -88,14 +94,19 @@ def start(
     ]
     if path is not None:
         command += ["--path", str(path)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    if log is None:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    else:
+        with log.open("ab") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("mongodb://"):
         process.kill()
+        where = f"see {log}; " if log is not None else ""
         raise RuntimeError(
             f"embedded MongoDB did not start (exit {process.wait()}); "
-            "is mongoeco[wire] installed (Python >= 3.13)?"
+            f"{where}is mongoeco[wire] installed (Python >= 3.13)?"
         )
     return MongoProcess(process, line)
 
