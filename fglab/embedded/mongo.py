@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasks.lifetime import die_with_parent
 
 
 def _engine(kind: str, path: str | None):
@@ -94,11 +97,18 @@ def start(
     ]
     if path is not None:
         command += ["--path", str(path)]
-    if log is None:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    else:
-        with log.open("ab") as stderr:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("ab")) if log is not None else None
+        # Own process group: a terminal's Ctrl-C reaches only our parent, which stops this
+        # server after the processes that write to it (else they fail while stopping).
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("mongodb://"):
