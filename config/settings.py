@@ -30,13 +30,16 @@ def _text(name: str, raw: str) -> str:
 
 
 def _int_in(low: int, high: int | None = None) -> Callable[[str, str], int]:
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw.strip())
         except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+            raise SettingsError(
+                f"{name}={raw!r} is not a whole number; use a number {bounds}"
+            ) from None
         if value < low or (high is not None and value > high):
-            bounds = f"{low}..{high}" if high is not None else f">= {low}"
             raise SettingsError(f"{name}={raw!r} is out of range; use a number {bounds}")
         return value
 

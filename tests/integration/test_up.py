@@ -383,7 +383,7 @@ def taken_port() -> Iterator[int]:
         ("flower-port", "; stop what uses that port, or set FGLAB_FLOWER_PORT"),
         ("redis", "fglab: no Redis answers at REDIS_URL (redis://127.0.0.1:"),
         ("env-line", "fglab: .env line 2: cannot read 'this is not a setting'; write NAME=value"),
-        ("env-value", "fglab: FGLAB_PORT='abc' is not a whole number"),
+        ("env-value", "fglab: FGLAB_PORT='abc' is not a whole number; use a number 1..65535"),
     ],
 )
 def test_a_start_up_problem_is_one_line_and_leaves_nothing_running(

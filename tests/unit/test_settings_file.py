@@ -19,5 +19,6 @@ def test_an_unparseable_line_names_the_file_and_line(tmp_path: Path) -> None:
 
 def test_a_bad_value_names_the_variable(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FGLAB_PORT", "abc")
-    with pytest.raises(SettingsError, match=r"FGLAB_PORT='abc' is not a whole number"):
+    says = r"FGLAB_PORT='abc' is not a whole number; use a number 1\.\.65535"
+    with pytest.raises(SettingsError, match=says):
         load_settings(tmp_path / "absent.env")
