@@ -30,13 +30,16 @@ def _text(name: str, raw: str) -> str:
 
 
 def _int_in(low: int, high: int | None = None) -> Callable[[str, str], int]:
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+
     def parse(name: str, raw: str) -> int:
         try:
             value = int(raw.strip())
         except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+            raise SettingsError(
+                f"{name}={raw!r} is not a whole number; use a number {bounds}"
+            ) from None
         if value < low or (high is not None and value > high):
-            bounds = f"{low}..{high}" if high is not None else f">= {low}"
             raise SettingsError(f"{name}={raw!r} is out of range; use a number {bounds}")
         return value
 
@@ -205,5 +208,24 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
     if env_file is not None and Path(env_file).is_file():
         from dotenv import load_dotenv
 
+        _check_env_file(Path(env_file))
         load_dotenv(env_file, override=False)
     return Settings.from_env(os.environ)
+
+
+def _check_env_file(path: Path) -> None:
+    """Raise :class:`SettingsError` for the first line of `path` python-dotenv cannot parse.
+
+    python-dotenv itself only logs such a line and skips it, so a setting the user wrote
+    would be silently missing.
+    """
+    from dotenv.parser import parse_stream
+
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.string.strip()
+                raise SettingsError(
+                    f"{path} line {binding.original.line}: cannot read {line!r}; "
+                    "write NAME=value (quote values with spaces)"
+                )

@@ -28,12 +28,16 @@ def _web(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from fglab.up import run
+    from fglab.up import StartError, run
 
     settings = load_settings()
     if args.flower_port is not None:
         settings = settings.with_changes(flower_port=args.flower_port)
-    return run(settings, demo=not args.no_demo)
+    try:
+        return run(settings, demo=not args.no_demo, verbose=args.verbose)
+    except StartError as e:
+        print(f"fglab: {e}", file=sys.stderr)
+        return 1
 
 
 def _warn_if_open(host: str, password: str | None) -> None:
@@ -65,15 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--no-demo", action="store_true", help="do not create the demo project")
     up.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every line of every process here too (they always go to <data>/logs/)",
+    )
+    up.add_argument(
         "--flower-port", type=int, help="Flower's port (default FGLAB_FLOWER_PORT, else 5555)"
     )
     up.set_defaults(func=_up)
     web = commands.add_parser("web", help="serve the web pages and the API")
     web.set_defaults(func=_web)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command == "up":
+        from fglab.console import configure
+
+        configure()
+    else:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     try:
         return args.func(args)
     except SettingsError as e:

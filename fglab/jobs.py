@@ -14,7 +14,7 @@ from celery import Celery, Task
 
 from config import Settings, load_settings
 from fglab.broker import Broker
-from fglab.maintenance import sweep
+from fglab.maintenance import quiet_sweep_lines, sweep
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.webhooks import (
     MAX_RETRIES,
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 def create_jobs_app(settings: Settings) -> Celery:
     app = create_celery(settings, "fglab")
+    quiet_sweep_lines()
     app.conf.beat_schedule = {
         "sweep": {"task": SWEEP, "schedule": max(1.0, settings.heartbeat)},
     }

@@ -1,18 +1,21 @@
 """Periodic repairs: reservations that vanished, machines that went silent.
 
 Runs under Celery beat (``fglab.sweep``); each repair is a compare-and-set, so running
-it twice, or beside a worker that is finishing, changes nothing twice.
+it twice, or beside a worker that is finishing, changes nothing twice. Celery's own lines
+about each run are DEBUG lines (`SweepAtDebug`); what a sweep repairs is a WARNING.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from fglab.scheduler import Scheduler
 from tasks import machines
+from tasks.contract import SWEEP
 from tasks.states import Status
 
 logger = logging.getLogger(__name__)
@@ -58,3 +61,34 @@ def sweep(scheduler: Scheduler) -> dict[str, int]:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+#: Celery's loggers that write a line each time a task is sent, received or done.
+TASK_LINE_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+
+
+class SweepAtDebug(logging.Filter):
+    """Celery's lines about the periodic sweep become DEBUG lines.
+
+    The sweep runs every few seconds; at INFO its "Sending due task", "received" and
+    "succeeded" lines would bury everything else in the scheduler's log. Its own
+    findings (an experiment lost) still log at WARNING from `fglab.maintenance`.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        about_sweep = (
+            args.get("name") == SWEEP if isinstance(args, Mapping) else SWEEP in (args or ())
+        )
+        if not about_sweep:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_sweep_lines() -> None:
+    """Put `SweepAtDebug` on Celery's task-line loggers (once, however often called)."""
+    for name in TASK_LINE_LOGGERS:
+        log = logging.getLogger(name)
+        if not any(isinstance(f, SweepAtDebug) for f in log.filters):
+            log.addFilter(SweepAtDebug())

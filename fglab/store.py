@@ -237,6 +237,13 @@ class Store:
             for doc in self._experiments.find({"_status": status}, fields)
         ]
 
+    def experiments_moved_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Experiments that started or finished at `since` or later: project, machine,
+        status and the two times only (`fglab up`'s console follows them)."""
+        query = {"$or": [{"_started": {"$gte": since}}, {"_finished": {"$gte": since}}]}
+        fields = {"_project_id": 1, "_machine_id": 1, "_status": 1, "_started": 1, "_finished": 1}
+        return list(self._experiments.find(query, fields))
+
     def machine_experiments(self, machine_id: str) -> list[dict[str, Any]]:
         """The experiments a machine holds a reservation for, oldest first."""
         query = {"_machine_id": machine_id, "_status": {"$in": sorted(str(s) for s in ACTIVE)}}

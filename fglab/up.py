@@ -5,7 +5,13 @@ REDIS_URL, see :mod:`fglab.embedded.redis`), this host's machine worker, FGLab's
 worker with beat (scheduler, sweep, webhooks), Flower when installed, and the web server
 (``fglab web``). Every child gets the resolved settings as environment variables. One
 SIGINT or SIGTERM stops them all (TERM, then KILL after a grace); a child that dies on its
-own stops them all too, and `run` returns 1.
+own stops them all too (its last lines shown), and `run` returns 1.
+
+The console stays short (`mlflow ui` is the model): a banner once FGLab (and Flower)
+answer, a line as each experiment starts or ends (:mod:`fglab.activity`), and warnings
+and errors. Each child's whole output goes to ``<data>/logs/<name>.log``
+(:mod:`fglab.childlog`). What would fail halfway (a port taken, REDIS_URL silent) is
+checked before anything starts.
 
 With the demo on, a first start creates the project "demo", adds its implementation
 (:mod:`fglab.demo.train`) to this machine's projects.json and queues one experiment, so a
@@ -25,14 +31,19 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from config import Settings
+from fglab.activity import Activity
+from fglab.childlog import ChildOutput, tail
+from fglab.childlog import logger as children_logger
 from fglab.embedded import mongo as embedded_mongo
 from fglab.embedded import redis as embedded_redis
 from tasks.lifetime import die_with_parent
@@ -43,6 +54,10 @@ logger = logging.getLogger(__name__)
 GRACE = 10.0
 #: Seconds between two looks at the children.
 POLL = 0.2
+#: Seconds between two looks for experiments that started or ended.
+LOOK = 1.0
+#: Flower listens on this host only.
+FLOWER_HOST = "127.0.0.1"
 
 #: Experiments the embedded MongoDB serves well; `fglab up` warns past this.
 EMBEDDED_COMFORT = 5_000
@@ -58,32 +73,36 @@ def child_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def run(settings: Settings, demo: bool = True) -> int:
-    """Run FGLab fleet on this host until SIGINT/SIGTERM (returns 0) or a child dies (1)."""
+class StartError(RuntimeError):
+    """`fglab up` cannot start; the message says what to do. Nothing was started."""
+
+
+def run(settings: Settings, demo: bool = True, verbose: bool = False) -> int:
+    """Run FGLab fleet on this host until SIGINT/SIGTERM (returns 0) or a child dies (1).
+
+    Raises :class:`StartError`, before anything starts, when a port is taken or the Redis
+    at REDIS_URL does not answer. Each child's output goes to ``<data>/logs/<name>.log``;
+    the console gets the banner, experiments' starts and ends, and warnings and errors
+    (`verbose`: every child's line too).
+    """
     data_dir = settings.data_dir.expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    problem = _bind_problem(settings.fglab_host, settings.fglab_port)
-    if problem is not None:
-        logger.error(
-            "cannot serve on %s:%d (%s); stop what uses it or set FGLAB_PORT",
-            settings.fglab_host,
-            settings.fglab_port,
-            problem,
-        )
-        return 1
+    flower = importlib.util.find_spec("flower") is not None
+    check_can_start(settings, flower)
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     signals = _Signals()
-    tree = _Tree(signals)
+    tree = _Tree(signals, logs, verbose)
     try:
         with signals:
             try:
-                return _run(settings, data_dir, demo, tree, signals)
+                return _run(settings, data_dir, demo, flower, tree, signals)
             except (
                 RuntimeError,  # embedded MongoDB or Redis did not start
                 PyMongoError,
                 embedded_redis.RedisStartError,
                 OSError,
             ) as e:
-                logger.error("fglab up: %s; stopping", e)
+                logger.error("%s; stopping (logs in %s)", e, logs)
                 return 1
             finally:
                 tree.stop()
@@ -91,14 +110,40 @@ def run(settings: Settings, demo: bool = True) -> int:
         logger.info("fglab up: stopped")
 
 
+def check_can_start(settings: Settings, flower: bool) -> None:
+    """Raise :class:`StartError` for what would stop `fglab up` halfway through starting."""
+    host, port = settings.fglab_host, settings.fglab_port
+    problem = _bind_problem(host, port)
+    if problem is not None:
+        raise StartError(
+            f"cannot serve FGLab on {host}:{port} ({problem}); "
+            "stop what uses that port, or set FGLAB_PORT to a free one"
+        )
+    if flower:
+        problem = _bind_problem(FLOWER_HOST, settings.flower_port)
+        if problem is not None:
+            raise StartError(
+                f"cannot serve Flower on {FLOWER_HOST}:{settings.flower_port} ({problem}); "
+                "stop what uses that port, or set FGLAB_FLOWER_PORT (or --flower-port) "
+                "to a free one"
+            )
+    if settings.redis_url and not embedded_redis.answers(settings.redis_url, timeout=2.0):
+        raise StartError(
+            f"no Redis answers at REDIS_URL ({_without_password(settings.redis_url)}); "
+            "start that Redis, or unset REDIS_URL and fglab up starts one"
+        )
+
+
 def _run(
     settings: Settings,
     data_dir: Path,
     demo: bool,
+    flower: bool,
     tree: _Tree,
     signals: _Signals,
 ) -> int:
-    logger.info("fglab up: data folder %s", data_dir)
+    started_at = datetime.now(UTC)
+    mongo_note = "from MONGODB_URI"
     if not settings.mongodb_uri:
         path = data_dir / "mongo.sqlite3"
         logger.warning(
@@ -108,26 +153,29 @@ def _run(
             "For a fleet, run a real MongoDB and set MONGODB_URI.",
             path,
         )
-        server = embedded_mongo.start("sqlite", path)
+        server = embedded_mongo.start("sqlite", path, log=tree.log_path("mongodb"))
         tree.adopt("mongodb", server.process, server.stop)
         settings = settings.with_changes(mongodb_uri=server.uri)
         warn_if_embedded_is_outgrown(settings)
+        mongo_note = f"embedded, {path}"
     if signals.received:
         return 0
     redis_note = "from REDIS_URL"  # never the URL itself: it may hold a password
     if not settings.redis_url:
-        redis = embedded_redis.start(data_dir)
+        redis = embedded_redis.start(data_dir, log=tree.log_path("redis"))
         if redis.process is not None:
             tree.adopt("redis", redis.process, redis.stop)
         settings = settings.with_changes(redis_url=redis.url)
-        redis_note = f"{redis.url} ({redis.kind})"
+        redis_note = f"{redis.kind} at {redis.url}"
     if signals.received:
         return 0
     settings = settings.with_changes(
         data_dir=data_dir, projects_file=projects_file(settings, data_dir)
     )
-    if demo:
-        install_demo(settings)
+    if settings.projects_file == data_dir / "projects.json" and not settings.projects_file.exists():
+        # Ours to make: an empty one, so the worker does not warn about a missing file.
+        settings.projects_file.write_text("{}\n")
+    shown = install_demo(settings) if demo else None
     env = child_environment(settings, os.environ)
     machine = settings.machine_name
     celery = [sys.executable, "-m", "celery"]
@@ -143,65 +191,101 @@ def _run(
         "-n", f"fglab-{machine}@%h", *quiet,
     ]  # fmt: skip
     tree.spawn("scheduler", scheduler, env)
-    flower_url = _start_flower(tree, celery, env, settings.flower_port)
+    flower_url = None
+    if flower:
+        tree.spawn(
+            "flower",
+            [*celery, "-A", "worker", "flower", f"--port={settings.flower_port}",
+             f"--address={FLOWER_HOST}"],
+            env,
+        )  # fmt: skip
+        flower_url = f"http://{FLOWER_HOST}:{settings.flower_port}"
     tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], env)
 
-    ready = False
-    while not signals.received:
-        dead = tree.dead()
-        if dead is not None:
-            if signals.received:  # it got the same Ctrl-C as we did
-                break
-            logger.error(
-                "fglab up: %s exited unexpectedly with code %s; stopping everything",
-                dead.name,
-                dead.process.returncode,
-            )
-            return 1
-        if not ready and _accepts(settings.fglab_host, settings.fglab_port):
-            ready = True
-            url = settings.fglab_url.rstrip("/")
-            logger.info(
-                "FGLab is up on this host:\n"
-                "  web       %s\n"
-                "  API docs  %s/api/docs\n"
-                "  Flower    %s\n"
-                "  data      %s\n"
-                "  MongoDB   %s\n"
-                "  Redis     %s\n"
-                "  machine   %s (projects.json at %s)\n"
-                "Stop everything with Ctrl-C.",
-                url,
-                url,
-                flower_url or "not running",
-                data_dir,
-                "embedded (SQLite)" if tree.has("mongodb") else "from MONGODB_URI",
-                redis_note,
-                machine,
-                settings.projects_file,
-            )
-        time.sleep(POLL)
+    from fglab.store import Store
+    from tasks.database import mongo_client
+
+    client = mongo_client(settings)
+    try:
+        activity = Activity(Store(client[settings.mongodb_db]), since=started_at)
+        ready = False
+        next_look = 0.0
+        while not signals.received:
+            dead = tree.dead()
+            if dead is not None:
+                if signals.received:  # it got the same Ctrl-C as we did
+                    break
+                tree.report_death(dead)
+                return 1
+            if (
+                not ready
+                and _accepts(settings.fglab_host, settings.fglab_port)
+                and (flower_url is None or _accepts(FLOWER_HOST, settings.flower_port))
+            ):
+                ready = True
+                lines = banner(
+                    settings.fglab_url.rstrip("/"), flower_url, data_dir, tree.logs,
+                    shown, mongo_note, redis_note, machine,
+                )  # fmt: skip
+                logger.info("\n".join(lines), extra={"bare": True})
+            if ready and time.monotonic() >= next_look:
+                next_look = time.monotonic() + LOOK
+                _print_moves(activity)
+            time.sleep(POLL)
+    finally:
+        client.close()
     return 0
 
 
-def _start_flower(tree: _Tree, celery: list[str], env: dict[str, str], port: int) -> str | None:
-    if importlib.util.find_spec("flower") is None:
-        logger.info("Flower is not installed (pip install flower); running without it")
-        return None
-    problem = _bind_problem("127.0.0.1", port)
-    if problem is not None:
-        logger.warning(
-            "Flower: port %d is not free (%s); running without Flower (set FGLAB_FLOWER_PORT)",
-            port,
-            problem,
-        )
-        return None
-    tree.spawn(
-        "flower",
-        [*celery, "-A", "worker", "flower", f"--port={port}", "--address=127.0.0.1"],
-        env,
-    )
-    return f"http://127.0.0.1:{port}"
+def banner(
+    url: str,
+    flower_url: str | None,
+    data_dir: Path,
+    logs: Path,
+    demo: DemoShown | None,
+    mongo_note: str,
+    redis_note: str,
+    machine: str,
+) -> list[str]:
+    """The lines `fglab up` prints once everything answers."""
+    lines = [
+        "",
+        "FGLab is up.",
+        f"  FGLab     {url}",
+        f"  API docs  {url}/api/docs",
+        f"  Flower    {flower_url or 'not running (pip install flower)'}",
+    ]
+    if demo is not None:
+        lines.append(f"  demo      {url}/projects/{demo.project_id}")
+        if demo.experiment_id is not None:
+            lines.append(f"            first experiment {url}/experiments/{demo.experiment_id}")
+    lines += [
+        f"  data      {data_dir}",
+        f"            MongoDB {mongo_note}; Redis {redis_note}; machine {machine}",
+        f"  logs      {logs}/<process>.log (fglab up --verbose shows them here too)",
+        "Stop with Ctrl+C. Experiments that start or end show below.",
+        "",
+    ]
+    return lines
+
+
+def _print_moves(activity: Activity) -> None:
+    try:
+        moves = activity.poll()
+    except PyMongoError as e:  # a blip: the next look reaches back far enough
+        logger.debug("experiments not read: %s", e)
+        return
+    for move in moves:
+        logger.info("%s", move.line())
+
+
+def _without_password(url: str) -> str:
+    parsed = urlsplit(url)
+    if parsed.password is None:
+        return url
+    host = parsed.hostname or ""
+    netloc = f"{host}:{parsed.port}" if parsed.port else host
+    return parsed._replace(netloc=netloc).geturl()
 
 
 # Demo ---------------------------------------------------------------------------------
@@ -253,9 +337,17 @@ def warn_if_embedded_is_outgrown(settings: Settings) -> int:
     return count
 
 
-def install_demo(settings: Settings) -> ObjectId:
+@dataclass(frozen=True)
+class DemoShown:
+    """The demo project, and the experiment queued for it by this start (if any)."""
+
+    project_id: ObjectId
+    experiment_id: ObjectId | None
+
+
+def install_demo(settings: Settings) -> DemoShown:
     """Create the demo project and queue its first experiment unless it exists; ask this
-    machine's worker to add the demo to its projects.json. Returns the project's ID.
+    machine's worker to add the demo to its projects.json.
 
     An existing project (a restart) gets no new experiment. The worker writes the entry
     when it starts (it never overwrites one that is there), as it does for "Add to machine".
@@ -291,14 +383,7 @@ def install_demo(settings: Settings) -> ObjectId:
     broker.add_project(
         settings.machine_name, str(project_id), demo_implementation(settings.data_dir)
     )
-    if experiment_id is not None:
-        logger.info(
-            "demo: created project %r (%s) and queued experiment %s",
-            DEMO_NAME,
-            project_id,
-            experiment_id,
-        )
-    return project_id
+    return DemoShown(project_id, experiment_id)
 
 
 # The process tree ---------------------------------------------------------------------
@@ -323,19 +408,23 @@ class _Signals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
         if self.received == 1:
-            logger.info("fglab up: %s received, stopping", signal.Signals(signum).name)
+            logger.info("%s received; stopping everything", signal.Signals(signum).name)
         else:
-            logger.info("fglab up: %s again, killing what is left", signal.Signals(signum).name)
+            logger.info("%s again; killing what is left", signal.Signals(signum).name)
 
 
 @dataclass
 class _Child:
     name: str
     process: subprocess.Popen[Any]
+    #: Where its output goes.
+    log: Path
     #: Stops a service we did not spawn ourselves (embedded MongoDB, Redis).
     stopper: Callable[[], None] | None = None
     #: Spawned in its own process group (pgid = pid), so KILL reaches its helpers too.
     group: bool = False
+    #: Copies its output to `log` (children we spawned).
+    output: ChildOutput | None = None
 
 
 @dataclass
@@ -343,13 +432,17 @@ class _Tree:
     """The children of `fglab up`, started in order and stopped in reverse."""
 
     signals: _Signals
+    #: The folder of the children's log files.
+    logs: Path
+    #: Every line of every child to the console too.
+    verbose: bool = False
     children: list[_Child] = field(default_factory=list)
 
-    def has(self, name: str) -> bool:
-        return any(child.name == name for child in self.children)
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
 
     def adopt(self, name: str, process: subprocess.Popen[Any], stop: Callable[[], None]) -> None:
-        self.children.append(_Child(name, process, stop))
+        self.children.append(_Child(name, process, self.log_path(name), stop))
 
     def spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
         # Own process group: a terminal's Ctrl-C reaches only us, and we stop the children
@@ -358,11 +451,29 @@ class _Tree:
             command,
             env=dict(env),
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             process_group=0,
             preexec_fn=die_with_parent,
         )
-        self.children.append(_Child(name, process, group=True))
-        logger.info("fglab up: started %s (pid %d)", name, process.pid)
+        assert process.stdout is not None
+        output = ChildOutput(name, process.stdout, self.log_path(name), self.verbose)
+        self.children.append(_Child(name, process, output.path, group=True, output=output))
+        logger.debug("started %s (pid %d), log %s", name, process.pid, output.path)
+
+    def report_death(self, child: _Child) -> None:
+        """Say, in the console, which child died, its last lines and where its log is."""
+        if child.output is not None:
+            child.output.join(timeout=2.0)
+        logger.error(
+            "%s exited unexpectedly with code %s; stopping everything. Its last lines "
+            "(whole log: %s):",
+            child.name,
+            child.process.returncode,
+            child.log,
+        )
+        for line in tail(child.log):
+            children_logger.error("%s", line, extra={"child": child.name})
 
     def dead(self) -> _Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasks.lifetime import die_with_parent
 
 
 def _engine(kind: str, path: str | None):
@@ -77,9 +80,15 @@ class MongoProcess:
 
 
 def start(
-    engine: str = "memory", path: str | os.PathLike[str] | None = None, port: int = 0
+    engine: str = "memory",
+    path: str | os.PathLike[str] | None = None,
+    port: int = 0,
+    log: Path | None = None,
 ) -> MongoProcess:
-    """Start the server in a child process and wait until it accepts connections."""
+    """Start the server in a child process and wait until it accepts connections.
+
+    `log`: a file its stderr is appended to (else it shares ours).
+    """
     command = [
         sys.executable,
         "-m",
@@ -91,14 +100,26 @@ def start(
     ]
     if path is not None:
         command += ["--path", str(path)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("ab")) if log is not None else None
+        # Own process group: a terminal's Ctrl-C reaches only our parent, which stops this
+        # server after the processes that write to it (else they fail while stopping).
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
     assert process.stdout is not None
     line = process.stdout.readline().strip()
     if not line.startswith("mongodb://"):
         process.kill()
+        where = f"see {log}; " if log is not None else ""
         raise RuntimeError(
             f"embedded MongoDB did not start (exit {process.wait()}); "
-            "is mongoeco[wire] installed (Python >= 3.13)?"
+            f"{where}is mongoeco[wire] installed (Python >= 3.13)?"
         )
     return MongoProcess(process, line)
 

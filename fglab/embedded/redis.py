@@ -72,29 +72,30 @@ def answers(url: str, timeout: float = 1.0) -> bool:
         client.close()
 
 
-def start(data_dir: Path, *, wait: float = 15.0) -> RedisProcess:
+def start(data_dir: Path, *, wait: float = 15.0, log: Path | None = None) -> RedisProcess:
     """Find or start a Redis for this host; see the module docstring for the order.
 
-    Raises :class:`RedisStartError` when a child does not answer within `wait` seconds.
+    `log`: the child's log file (default ``<data_dir>/redis-server.log`` for redis-server;
+    fakeredis otherwise shares our stderr). Raises :class:`RedisStartError` when a child
+    does not answer within `wait` seconds.
     """
     if answers(LOCAL_URL):
-        logger.info("Redis: using the local server at %s", LOCAL_URL)
+        logger.debug("Redis: using the local server at %s", LOCAL_URL)
         return RedisProcess(LOCAL_URL, "local")
     server = shutil.which("redis-server")
     if server is not None:
-        return _start_redis_server(server, data_dir, wait)
+        return _start_redis_server(server, log or data_dir / "redis-server.log", data_dir, wait)
     logger.warning(
         "Redis: no Redis at %s and no redis-server installed; starting fakeredis, which is "
         "slow (about 80 ms a task) and only for trying FGLab out. Install Redis or set "
         "REDIS_URL for real work.",
         LOCAL_URL,
     )
-    return _start_fakeredis(wait)
+    return _start_fakeredis(wait, log)
 
 
-def _start_redis_server(server: str, data_dir: Path, wait: float) -> RedisProcess:
+def _start_redis_server(server: str, log: Path, data_dir: Path, wait: float) -> RedisProcess:
     port = _free_port()
-    log = data_dir / "redis-server.log"
     command = [
         server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
         "--dir", str(data_dir), "--logfile", str(log),
@@ -116,19 +117,22 @@ def _start_redis_server(server: str, data_dir: Path, wait: float) -> RedisProces
                 f"see {log}, or set REDIS_URL to a running Redis"
             )
         time.sleep(0.1)
-    logger.info("Redis: started redis-server at %s (log %s)", url, log)
+    logger.debug("Redis: started redis-server at %s (log %s)", url, log)
     return RedisProcess(url, "redis-server", process)
 
 
-def _start_fakeredis(wait: float) -> RedisProcess:
+def _start_fakeredis(wait: float, log: Path | None) -> RedisProcess:
     command = [sys.executable, "-m", "fglab.embedded.redis", "--port", "0"]
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        process_group=0,
-        preexec_fn=die_with_parent,
-    )
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("ab")) if log is not None else None
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
     assert process.stdout is not None
     line = process.stdout.readline().decode(errors="replace").strip()
     if not line.startswith("redis://") or not answers(line, timeout=wait):

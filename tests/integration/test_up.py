@@ -42,7 +42,16 @@ class Up:
 
     process: subprocess.Popen[bytes]
     url: str
-    log: Path
+    port: int
+    data_dir: Path
+    stdout_path: Path
+    stderr_path: Path
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
 
     def get(self, path: str) -> tuple[int, bytes] | None:
         """(status, body) of GET `path`, or None while nothing answers."""
@@ -69,11 +78,14 @@ class Up:
 
 @pytest.fixture
 def start_up(redis_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Starts `fglab up` in `tmp_path`; `env` adds variables (None removes one)."""
     started: list[Up] = []
 
-    def start(data_dir: Path, machine: str, *args: str) -> Up:
+    def start(
+        data_dir: Path, machine: str, *args: str, env: dict[str, str | None] | None = None
+    ) -> Up:
         port = free_port()
-        env = {
+        variables: dict[str, str | None] = {
             **os.environ,  # the autouse fixture has removed the developer's FGLab settings
             "FGLAB_PORT": str(port),
             "FGLAB_DATA_DIR": str(data_dir),
@@ -81,18 +93,22 @@ def start_up(redis_url: str, tmp_path: Path) -> Iterator[Any]:
             "FGLAB_FLOWER_PORT": str(free_port()),
             "REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
-        log = tmp_path / f"up-{len(started)}.log"
-        with log.open("wb") as out:
+        if variables.get("FGLAB_PORT"):
+            port = int(variables["FGLAB_PORT"] or port)
+        out = tmp_path / f"up-{len(started)}.out"
+        err = tmp_path / f"up-{len(started)}.err"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
             # cwd is tmp_path: no developer's .env or ./projects.json is picked up.
             process = subprocess.Popen(
                 [sys.executable, "-m", "fglab.cli", "up", *args],
-                env=env,
+                env={k: v for k, v in variables.items() if v is not None},
                 cwd=tmp_path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=stdout,
+                stderr=stderr,
             )
-        up = Up(process, f"http://127.0.0.1:{port}", log)
+        up = Up(process, f"http://127.0.0.1:{port}", port, data_dir, out, err)
         started.append(up)
         return up
 
@@ -104,7 +120,21 @@ def start_up(redis_url: str, tmp_path: Path) -> Iterator[Any]:
             up.process.wait()
             for child in descendants:
                 child.kill()
-        print(f"===== {up.log.name} =====\n{up.log.read_text(errors='replace')[-8000:]}")
+        print(f"===== {up.stdout_path.name} =====\n{up.stdout()[-8000:]}")
+        print(f"===== {up.stderr_path.name} =====\n{up.stderr()[-8000:]}")
+
+
+def processes_of(data_dir: Path) -> list[psutil.Process]:
+    """Every live process started for `fglab up` on `data_dir` (they carry FGLAB_DATA_DIR)."""
+    names = {str(data_dir), str(data_dir.resolve())}
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("FGLAB_DATA_DIR") in names and alive(process):
+                found.append(process)
+        except psutil.Error:  # gone, or not ours to read
+            continue
+    return found
 
 
 def demo_project(up: Up) -> dict[str, Any] | None:
@@ -156,9 +186,10 @@ def test_child_environment_carries_every_resolved_setting():
     assert "PASSWORD" not in child_environment(Settings(), {"PASSWORD": "old"})
 
 
-def test_up_runs_the_demo_and_stops_the_whole_tree(start_up, tmp_path):
+def test_up_runs_the_demo_shows_a_short_console_and_stops_the_whole_tree(start_up, tmp_path):
     data_dir = tmp_path / "data"
-    up = start_up(data_dir, f"up{uuid.uuid4().hex[:8]}")
+    machine = f"up{uuid.uuid4().hex[:8]}"
+    up = start_up(data_dir, machine)
 
     project = wait_for(
         lambda: demo_project(up), timeout=DEADLINE, what="the demo project to be listed"
@@ -184,10 +215,50 @@ def test_up_runs_the_demo_and_stops_the_whole_tree(start_up, tmp_path):
     projects = json.loads((data_dir / "projects.json").read_text())
     assert projects[project["_id"]]["results"] == str(data_dir.resolve() / "results")
 
+    # The console: the banner, then one line as the experiment starts and one as it ends.
+    experiment = doc["_id"]
+    wait_for(
+        lambda: f"success  {experiment}  project demo  on {machine}  after " in up.stdout(),
+        timeout=10,
+        what="the experiment's end line on the console",
+    )
+    console = up.stdout()
+    home = f"http://localhost:{up.port}"
+    for line in (
+        "FGLab is up.",
+        f"  FGLab     {home}",
+        f"  API docs  {home}/api/docs",
+        "  Flower    http://127.0.0.1:",
+        f"  demo      {home}/projects/{project['_id']}",
+        f"            first experiment {home}/experiments/{experiment}",
+        f"  logs      {data_dir.resolve() / 'logs'}/<process>.log",
+        "Stop with Ctrl+C.",
+    ):
+        assert f"\n{line}" in console
+    started = console.index(f"started  {experiment}  project demo  on {machine}\n")
+    assert console.index("FGLab is up.") < started < console.index(f"success  {experiment}")
+    assert "celery@" not in console
+    assert "-------------- " not in console
+    assert "[queues]" not in console
+    assert "sweep" not in console.lower()
+    assert "superuser" not in console
+    assert up.stderr() == ""
+    # Each process's whole output is in its own file; the sweep's lines are DEBUG ones.
+    logs = data_dir / "logs"
+    assert {p.name for p in logs.iterdir()} >= {
+        "mongodb.log", "worker.log", "scheduler.log", "flower.log", "web.log"
+    }  # fmt: skip
+    for name in ("worker", "scheduler"):
+        text = (logs / f"{name}.log").read_text()
+        assert " -------------- [queues]" in text and "v5." in text  # Celery's banner
+    assert "fglab.sweep[" not in (logs / "scheduler.log").read_text()
+    assert "Serving on" in (logs / "web.log").read_text()
+
     tree = up.descendants()
     names = " ".join(" ".join(p.cmdline()) for p in tree)
     for part in ("fglab.embedded.mongo", "-A worker worker", "-A fglab.jobs", "fglab.cli web"):
         assert part in names
+    assert {p.pid for p in tree} <= {p.pid for p in processes_of(data_dir)}
     assert up.terminate() == 0
     left = wait_for(
         lambda: not [p for p in tree if alive(p)] or None,
@@ -195,7 +266,7 @@ def test_up_runs_the_demo_and_stops_the_whole_tree(start_up, tmp_path):
         what="every child of fglab up to exit",
     )
     assert left
-    assert "stopping everything" not in up.log.read_text()
+    assert "stopping everything" not in up.stdout().replace("received; stopping everything", "")
 
 
 def test_a_restart_keeps_projects_and_experiments_and_adds_no_second_demo(start_up, tmp_path):
@@ -243,7 +314,14 @@ def test_a_child_that_dies_stops_everything_with_an_error(start_up, tmp_path):
         timeout=5,
         what="every child of fglab up to exit",
     )
-    assert "worker exited unexpectedly with code -9" in up.log.read_text()
+    console = up.stdout()
+    log = up.data_dir.resolve() / "logs" / "worker.log"
+    assert (
+        f"worker exited unexpectedly with code -9; stopping everything. Its last lines "
+        f"(whole log: {log}):" in console
+    )
+    last = log.read_text().splitlines()[-1]
+    assert f"\nworker    | {last}\n" in console
 
 
 @pytest.mark.parametrize("installed", [True, False], ids=["redis-server", "fakeredis"])
@@ -268,3 +346,67 @@ def test_without_a_local_redis_one_is_started_and_stopped(installed, monkeypatch
         server.stop()
     assert server.process is not None and server.process.returncode is not None
     assert not embedded.answers(server.url, timeout=0.2)
+
+
+def test_verbose_streams_every_child_by_name(start_up, tmp_path):
+    up = start_up(tmp_path / "data", f"up{uuid.uuid4().hex[:8]}", "--no-demo", "--verbose")
+    assert wait_for(
+        lambda: up.json("/api/v1/projects") == [],
+        timeout=DEADLINE,
+        what="the web server to answer with no projects",
+    )
+    wait_for(
+        lambda: up.stdout().count("[queues]") == 2 and "Serving on" in up.stdout(),
+        timeout=10,
+        what="the workers' banners and the web server's line on the console",
+    )
+    lines = up.stdout().splitlines()
+    assert any(line.startswith("worker    | ") and "[queues]" in line for line in lines)
+    assert any(line.startswith("scheduler | ") and "[queues]" in line for line in lines)
+    assert any(line.startswith("web       | ") and "Serving on" in line for line in lines)
+    assert up.terminate() == 0
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("fglab-port", "; stop what uses that port, or set FGLAB_PORT to a free one"),
+        ("flower-port", "; stop what uses that port, or set FGLAB_FLOWER_PORT"),
+        ("redis", "fglab: no Redis answers at REDIS_URL (redis://127.0.0.1:"),
+        ("env-line", "fglab: .env line 2: cannot read 'this is not a setting'; write NAME=value"),
+        ("env-value", "fglab: FGLAB_PORT='abc' is not a whole number; use a number 1..65535"),
+    ],
+)
+def test_a_start_up_problem_is_one_line_and_leaves_nothing_running(
+    case, message, start_up, tmp_path, taken_port
+):
+    env: dict[str, str | None] = {}
+    if case == "fglab-port":
+        env["FGLAB_PORT"] = str(taken_port)
+    elif case == "flower-port":
+        env["FGLAB_FLOWER_PORT"] = str(taken_port)
+    elif case == "redis":
+        env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    elif case == "env-line":
+        (tmp_path / ".env").write_text("FGLAB_MACHINE=box\nthis is not a setting\n")
+    else:
+        (tmp_path / ".env").write_text("FGLAB_PORT=abc\n")
+        env["FGLAB_PORT"] = None  # the environment would win over .env
+    data_dir = tmp_path / "data"
+    up = start_up(data_dir, f"up{uuid.uuid4().hex[:8]}", env=env)
+
+    assert up.process.wait(timeout=30) != 0
+    said = [line for line in (up.stdout() + up.stderr()).splitlines() if line.strip()]
+    assert len(said) == 1, said
+    assert message in said[0]
+    assert said[0].startswith("fglab: ")
+    assert processes_of(data_dir) == []
