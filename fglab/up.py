@@ -144,7 +144,10 @@ def _run(
     ]  # fmt: skip
     tree.spawn("scheduler", scheduler, env)
     flower_url = _start_flower(tree, celery, env, settings.flower_port)
-    tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], env)
+    web_env = dict(env)
+    if flower_url and not settings.flower_url:
+        web_env["FGLAB_FLOWER_URL"] = flower_url  # the machine pages link to it
+    tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], web_env)
 
     ready = False
     while not signals.received:
