@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -314,6 +315,8 @@ def _ledger(
                 "status": experiment.get("_status"),
                 "project_name": names.get(str(experiment.get("_project_id"))),
                 "expires": None if expires is None else datetime.fromtimestamp(expires, UTC),
+                # By this server's clock; the expiry itself is by Redis' clock.
+                "expires_in": None if expires is None else max(0, round(expires - time.time())),
             }
         )
     return {

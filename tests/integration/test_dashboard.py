@@ -6,6 +6,7 @@ Pages are parsed (tests/html.py) and checked element by element, as a reader see
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -137,8 +138,9 @@ def test_machine_page_shows_the_ledger_leases(client, store, project, ledger, ma
     for owner, gpu in held:
         cells = leases[owner]
         assert cells[:5] == [owner, "mnist", "dispatched", "0.25", str(gpu)]
-        expires = datetime.strptime(cells[6], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        expires = datetime.strptime(cells[6][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
         assert timedelta(0) < expires - datetime.now(UTC) <= timedelta(seconds=31)
+        assert re.fullmatch(r"\(in ([0-9]|[12][0-9]|30) s\)", cells[6][20:])
     waiting = find(machine_page, '[data-testid="machine-queue"]')
     assert {a["href"] for a in waiting.select("a")} == {f"/experiments/{o}" for o, _ in held}
 

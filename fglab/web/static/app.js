@@ -261,7 +261,8 @@ function setupExperimentsTable(data) {
         load();
         return;
       }
-      say("table-message", "");
+      // A failed load's message goes; what a bulk action reported stays.
+      if (document.getElementById("table-message").classList.contains("error")) say("table-message", "");
       render();
     } catch (error) {
       if (ticket === loading) say("table-message", `Experiments: ${error.message}`, true);
@@ -402,7 +403,8 @@ function setupExperimentsTable(data) {
       tr.append(cell(showValue(value), isDefault ? "default" : "", isDefault ? "default" : ""));
     }
     tr.append(cell(showTime(row._started), "time"), cell(showTime(row._finished), "time"));
-    tr.append(cell(durationText(row), "duration"), cell(showValue(row._notes), "notes"));
+    const notes = showValue(row._notes);
+    tr.append(cell(durationText(row), "duration"), cell(notes, "notes", notes));
     return tr;
   };
   const render = () => {
