@@ -7,9 +7,12 @@ pattern before it reaches MongoDB: no ``$`` operators, no empty path parts.
 
 Free text (`q`) is a case-insensitive regex, escaped, over the project's string and enum
 options and the notes (and the ID, when `q` is one). An unanchored regex cannot use an
-index: MongoDB scans the project's experiments (found through the ``_project_id`` index),
-which stays well under a second for some 100,000 experiments a project; beyond that a
-text index (``$text``) is the way.
+index: MongoDB reads every experiment of the project (found through the ``_project_id``
+index) and tests a handful of short strings in each, so its cost grows linearly with the
+project; the page then counts the matches the same way. That is fine for tens of
+thousands of experiments a project; for far more, a text index (``$text``) over the same
+fields is the way. Conditions on scores and options also scan unless a sort on that
+field made its index (`Store._sort_index`).
 """
 
 from __future__ import annotations

@@ -123,6 +123,7 @@ def project(project_id: str) -> str:
     rows = [_row(doc, schema, score_names) for doc in experiments]
     template = {str(project["_id"]): PROJECT_TEMPLATE}
     counts = store.status_counts(project["_id"]).get(project["_id"], {})
+    cloned = _clone_source(project)
     return render_template(
         "project.html",
         project=project,
@@ -132,8 +133,8 @@ def project(project_id: str) -> str:
         total=total,
         page_size=FIRST_PAGE,
         status_counts=[(str(s), counts.get(str(s), 0)) for s in Status],
-        form_values=_form_values(schema, _clone_source(project)),
-        clone_of=request.args.get("clone") if _clone_source(project) else None,
+        form_values=_form_values(schema, cloned),
+        clone_of=request.args.get("clone") if cloned is not None else None,
         machine_template=pretty(template),
         machines=_machines_for(str(project["_id"]), store.list_machines()),
         page_data={
