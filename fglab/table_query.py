@@ -109,16 +109,19 @@ class TableQuery:
     text_options: Sequence[str] = field(default=())
 
     def to_mongo(self, project_id: ObjectId) -> dict[str, Any]:
-        """The filter document: every part must hold (an AND)."""
-        parts: list[dict[str, Any]] = [{"_project_id": project_id}]
+        """The filter document: every part must hold. Project, statuses and IDs stay at
+        the top level, where a query planner sees them; conditions go under ``$and``, as
+        two of them may name one field."""
+        query: dict[str, Any] = {"_project_id": project_id}
         if self.statuses:
-            parts.append({"_status": {"$in": sorted(self.statuses)}})
+            query["_status"] = {"$in": sorted(self.statuses)}
         if self.ids is not None:
-            parts.append({"_id": {"$in": list(self.ids)}})
+            query["_id"] = {"$in": list(self.ids)}
         if self.text:
-            parts.append({"$or": self._text_matches()})
-        parts.extend(condition.to_mongo() for condition in self.conditions)
-        return parts[0] if len(parts) == 1 else {"$and": parts}
+            query["$or"] = self._text_matches()
+        if self.conditions:
+            query["$and"] = [condition.to_mongo() for condition in self.conditions]
+        return query
 
     def _text_matches(self) -> list[dict[str, Any]]:
         pattern = {"$regex": re.escape(self.text), "$options": "i"}

@@ -61,25 +61,21 @@ def test_the_filter_is_an_and_of_every_part() -> None:
     )
 
     assert query.to_mongo(PROJECT) == {
-        "$and": [
-            {"_project_id": PROJECT},
-            {"_status": {"$in": ["queued", "running"]}},
-            {"_id": {"$in": ids}},
-            {
-                "$or": [
-                    {"_notes": {"$regex": r"a\+b", "$options": "i"}},
-                    {"_options.model": {"$regex": r"a\+b", "$options": "i"}},
-                ]
-            },
-            {"_scores.loss": {"$lt": 1}},
-        ]
+        "_project_id": PROJECT,
+        "_status": {"$in": ["queued", "running"]},
+        "_id": {"$in": ids},
+        "$or": [
+            {"_notes": {"$regex": r"a\+b", "$options": "i"}},
+            {"_options.model": {"$regex": r"a\+b", "$options": "i"}},
+        ],
+        "$and": [{"_scores.loss": {"$lt": 1}}],
     }
     assert TableQuery().to_mongo(PROJECT) == {"_project_id": PROJECT}
 
 
 def test_free_text_that_is_an_id_also_matches_that_experiment() -> None:
     wanted = ObjectId()
-    found = TableQuery(text=str(wanted)).to_mongo(PROJECT)["$and"][1]["$or"]
+    found = TableQuery(text=str(wanted)).to_mongo(PROJECT)["$or"]
     assert {"_id": wanted} in found
 
 
