@@ -166,7 +166,9 @@ class Store:
         """
         query = self._rows_query(project_id, statuses, where)
         rows = list(self._rows_cursor(query, sort, descending).skip(offset).limit(limit))
-        whole = not limit and not offset
+        # A first page that is not full holds every match: no count needed (the rows a
+        # page polls by ID always are such a page).
+        whole = not offset and (not limit or len(rows) < limit)
         total = len(rows) if whole else self._experiments.count_documents(query)
         return total, rows
 

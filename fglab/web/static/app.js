@@ -244,6 +244,8 @@ function setupExperimentsTable(data) {
     const query = filterQuery();
     if (state.offset) query.set("offset", state.offset);
     if (state.limit !== data.page_size) query.set("limit", state.limit);
+    const clone = new URLSearchParams(window.location.search).get("clone");
+    if (clone) query.set("clone", clone); // a reload keeps the prefilled form
     history.replaceState(null, "", `?${query}${window.location.hash}`);
     document.getElementById("export-csv").href = `${base}/experiments.csv?${filterQuery()}`;
   };
@@ -431,7 +433,7 @@ function setupExperimentsTable(data) {
     const ids = rows.map((row) => row._id);
     const ticket = loading;
     try {
-      const answer = await api("GET", `${base}/experiments/table?ids=${ids.join(",")}&limit=${Math.max(1, ids.length)}`);
+      const answer = await api("GET", `${base}/experiments/table?ids=${ids.join(",")}&limit=500`);
       if (ticket !== loading) return;
       const fresh = new Map(answer.rows.map((row) => [row._id, row]));
       rows = rows.filter((row) => fresh.has(row._id)).map((row) => fresh.get(row._id));
