@@ -87,6 +87,8 @@ class Settings:
     fglab_port: int = 5080
     #: Flower's port under `fglab up`.
     flower_port: int = 5555
+    #: Where people reach Flower; the machine pages link to it (`fglab up` sets it).
+    flower_url: str | None = None
     #: With a password, every page and API call needs it.
     password: str | None = None
     #: This machine's name; its queue is ``machine-<name>``.
@@ -179,6 +181,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_HOST": ("fglab_host", _text),
     "FGLAB_PORT": ("fglab_port", _int_in(1, 65535)),
     "FGLAB_FLOWER_PORT": ("flower_port", _int_in(1, 65535)),
+    "FGLAB_FLOWER_URL": ("flower_url", _url("http", "https")),
     "PASSWORD": ("password", _text),
     "FGLAB_MACHINE": ("machine_name", _text),
     "FGLAB_DATA_DIR": ("data_dir", _path),

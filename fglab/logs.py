@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,8 @@ KEEPALIVE_S = 15.0
 REPLAY_BATCH = 500
 #: What an EventSource waits before reconnecting after Redis failed, in milliseconds.
 RETRY_MS = 5000
+#: Log entries `stderr_tail` looks back through (entries hold up to a few KiB each).
+TAIL_SCAN = 200
 
 # Bounded: Redis stream IDs are two unsigned 64-bit numbers, and int() refuses huge digits.
 _STREAM_ID = re.compile(r"^([0-9]{1,20})(?:-([0-9]{1,20}))?$")
@@ -85,6 +88,38 @@ def follow(
     """
     live_after, kept_after = parse_after(after)
     return _events(redis, store, experiment, live_after, kept_after)
+
+
+def stderr_tail(
+    redis: Redis | None, store: Store, experiment: dict[str, Any], lines: int = 20
+) -> str:
+    """The last `lines` lines the program wrote to stderr ("" when none, or unreadable).
+
+    Reads the kept log once there is one (it holds the whole tail), else the newest
+    `TAIL_SCAN` entries of the live stream. For a page: a failure here is logged, not raised.
+    """
+    chunks: list[str] = []
+    try:
+        if _kept_id(experiment):
+            with store.open_file(_kept_id(experiment)) as kept:
+                recent: deque[str] = deque(maxlen=TAIL_SCAN)
+                for line in kept:
+                    entry = _decode(line)
+                    if entry["s"] == "err":
+                        recent.append(entry["t"])
+                chunks = list(recent)
+        elif redis is not None:
+            rows = redis.xrevrange(log_key(str(experiment["_id"])), count=TAIL_SCAN)
+            chunks = [
+                text
+                for stream, text in map(_entry, (f for _, f in reversed(rows)))
+                if stream == "err"
+            ]
+    except (RedisError, NotFound, OSError) as error:
+        logger.warning("could not read the stderr of %s: %s", experiment["_id"], error)
+        return ""
+    text = "".join(chunks).rstrip("\n")
+    return "\n".join(text.split("\n")[-lines:]) if text else ""
 
 
 # Pages ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ ObjectIds except machines', whose ``_id`` is the machine name.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -19,13 +19,14 @@ from bson.errors import InvalidId
 from gridfs import GridFSBucket, GridOut
 from gridfs.errors import NoFile
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from fglab.errors import BadRequest, Conflict, NotFound
 from tasks import experiments, machines
 from tasks.experiments import Reservation
-from tasks.fields import resolve_large_fields
+from tasks.fields import LARGE_REF_KEY, resolve_large_fields
 from tasks.files import delete_files, put_experiment_file
 from tasks.states import ACTIVE, Status
 
@@ -155,6 +156,7 @@ class Store:
         sort: str = "_created",
         descending: bool = False,
         statuses: Collection[str] = (),
+        where: Mapping[str, Any] | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[int, list[dict[str, Any]]]:
@@ -163,23 +165,93 @@ class Store:
         Rows carry only what the table shows (`ROW_FIELDS`), never charts, logs or
         custom fields; a `limit` of 0 means every row. `sort` is a field path
         (``_scores.loss``, ``_options.lr``...); the index it needs is made on first use
-        (`_sort_index`).
+        (`_sort_index`). `where` is a filter document (`fglab.table_query`) that
+        replaces the project and `statuses` filter; it must name the project itself.
         """
+        query = self._rows_query(project_id, statuses, where)
+        rows = list(self._rows_cursor(query, sort, descending).skip(offset).limit(limit))
+        # A first page that is not full holds every match: no count needed (the rows a
+        # page polls by ID always are such a page).
+        whole = not offset and (not limit or len(rows) < limit)
+        total = len(rows) if whole else self._experiments.count_documents(query)
+        return total, rows
+
+    def iter_experiment_rows(
+        self,
+        project_id: ObjectId,
+        *,
+        sort: str = "_created",
+        descending: bool = False,
+        where: Mapping[str, Any] | None = None,
+        batch_size: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching row, `ROW_FIELDS` only, read `batch_size` at a time from one
+        cursor (for exports: memory stays flat whatever the count)."""
+        query = self._rows_query(project_id, (), where)
+        yield from self._rows_cursor(query, sort, descending).batch_size(batch_size)
+
+    def score_names(
+        self, project_id: ObjectId, where: Mapping[str, Any] | None = None, newest: int = 10_000
+    ) -> list[str]:
+        """The score names the `newest` matching experiments have, in order of first
+        appearance (oldest experiment first, then the order within its scores).
+
+        One aggregation that reads only ``_scores``; bounded by `newest` (through the
+        ``_project_id, _created`` index) so a huge project costs a fixed amount. Scores
+        kept in GridFS (too large for the document) are left out.
+        """
+        query = {
+            "$and": [
+                self._rows_query(project_id, (), where),
+                {"_scores": {"$type": "object"}},
+                {f"_scores.{LARGE_REF_KEY}": {"$exists": False}},
+            ]
+        }
+        pipeline: list[dict[str, Any]] = [
+            {"$match": query},
+            {"$sort": {"_created": DESCENDING}},
+            {"$limit": newest},
+            {"$project": {"_created": 1, "k": {"$objectToArray": "$_scores"}}},
+            {"$unwind": {"path": "$k", "includeArrayIndex": "i"}},
+            {"$group": {"_id": "$k.k", "t": {"$min": "$_created"}, "i": {"$min": "$i"}}},
+        ]
+        found = list(self._experiments.aggregate(pipeline))
+        found.sort(key=lambda doc: (doc.get("t") or now(), doc.get("i") or 0, str(doc["_id"])))
+        return [str(doc["_id"]) for doc in found]
+
+    def status_counts(self, project_id: ObjectId | None = None) -> dict[ObjectId, dict[str, int]]:
+        """How many experiments each project (or just `project_id`) has in each status,
+        in one aggregation."""
+        pipeline: list[dict[str, Any]] = [
+            {"$group": {"_id": {"p": "$_project_id", "s": "$_status"}, "n": {"$sum": 1}}}
+        ]
+        if project_id is not None:
+            pipeline.insert(0, {"$match": {"_project_id": project_id}})
+        counts: dict[ObjectId, dict[str, int]] = {}
+        for doc in self._experiments.aggregate(pipeline):
+            key = doc["_id"]
+            counts.setdefault(key.get("p"), {})[str(key.get("s"))] = int(doc["n"])
+        return counts
+
+    def _rows_query(
+        self,
+        project_id: ObjectId,
+        statuses: Collection[str],
+        where: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        if where is not None:
+            return dict(where)
         query: dict[str, Any] = {"_project_id": project_id}
         if statuses:
             query["_status"] = {"$in": sorted(statuses)}
+        return query
+
+    def _rows_cursor(self, query: Mapping[str, Any], sort: str, descending: bool) -> Cursor:
         self._sort_index(sort)
         direction = DESCENDING if descending else ASCENDING
-        cursor = (
-            self._experiments.find(query, dict.fromkeys(ROW_FIELDS, 1))
-            .sort([(sort, direction), ("_id", direction)])
-            .skip(offset)
-            .limit(limit)
+        return self._experiments.find(query, dict.fromkeys(ROW_FIELDS, 1)).sort(
+            [(sort, direction), ("_id", direction)]
         )
-        rows = list(cursor)
-        whole = not limit and not offset
-        total = len(rows) if whole else self._experiments.count_documents(query)
-        return total, rows
 
     def _sort_index(self, field: str) -> None:
         """Make the (project, field) index a table sorted by `field` needs, once.
@@ -196,9 +268,13 @@ class Store:
         self._experiments.create_index([("_project_id", ASCENDING), (field, ASCENDING)])
         self._sort_indexes.add(field)
 
-    def get_experiment(self, experiment_id: object) -> dict[str, Any]:
+    def get_experiment(
+        self, experiment_id: object, fields: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """The experiment (only `fields`, and ``_id``, when given); NotFound when missing."""
         oid = object_id(experiment_id, "Experiment ID")
-        doc = self._experiments.find_one({"_id": oid})
+        projection = None if fields is None else dict.fromkeys(fields, 1)
+        doc = self._experiments.find_one({"_id": oid}, projection)
         if doc is None:
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
         return doc
@@ -247,7 +323,22 @@ class Store:
     def machine_experiments(self, machine_id: str) -> list[dict[str, Any]]:
         """The experiments a machine holds a reservation for, oldest first."""
         query = {"_machine_id": machine_id, "_status": {"$in": sorted(str(s) for s in ACTIVE)}}
-        return list(self._experiments.find(query).sort("_created", ASCENDING))
+        fields = dict.fromkeys((*ROW_FIELDS, "_project_id", "_gpu", "_dispatched"), 1)
+        return list(self._experiments.find(query, fields).sort("_created", ASCENDING))
+
+    def queued_for(
+        self, project_ids: Collection[ObjectId], limit: int = 50
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The queued experiments of these projects in the order they leave the queue:
+        (how many, the first `limit`), with ID, project, creation time and waiting reason."""
+        if not project_ids:
+            return 0, []
+        query = {"_status": str(Status.QUEUED), "_project_id": {"$in": list(project_ids)}}
+        fields = {"_project_id": 1, "_created": 1, "_waiting": 1}
+        cursor = self._experiments.find(query, fields).sort(list(experiments.QUEUE_ORDER))
+        rows = list(cursor.limit(limit))
+        total = len(rows) if len(rows) < limit else self._experiments.count_documents(query)
+        return total, rows
 
     def set_fields(self, experiment_id: object, fields: Mapping[str, Any]) -> dict[str, Any]:
         """`$set` top-level fields (the original's PUT); returns the updated document."""

@@ -200,7 +200,10 @@ def _run(
             env,
         )  # fmt: skip
         flower_url = f"http://{FLOWER_HOST}:{settings.flower_port}"
-    tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], env)
+    web_env = dict(env)
+    if flower_url and not settings.flower_url:
+        web_env["FGLAB_FLOWER_URL"] = flower_url  # the machine pages link to it
+    tree.spawn("web", [sys.executable, "-m", "fglab.cli", "web"], web_env)
 
     from fglab.store import Store
     from tasks.database import mongo_client

@@ -505,6 +505,13 @@ class Ledger:
             leases=tuple(leases),
         )
 
+    def expiries(self, machine: str) -> dict[str, float]:
+        """When each lease of ``machine`` expires, in seconds since the epoch by Redis'
+        clock (``TIME``). Read only: an entry may already be past, until a script purges it.
+        """
+        raw = self.redis.zrange(self.expiry_key(_name("machine", machine)), 0, -1, withscores=True)
+        return {_text(owner): float(score) for owner, score in raw}
+
     def owners(self, machine: str) -> set[str]:
         """The owners holding a live lease on ``machine``."""
         return {lease.owner for lease in self.usage(machine).leases}

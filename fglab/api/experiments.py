@@ -12,11 +12,15 @@ from flask_smorest import Blueprint
 from fglab.api.bodies import doc_body, doc_multipart, json_object
 from fglab.errors import BadRequest
 from fglab.extensions import services
+from fglab.schema import OptionsError, validate_options
 from fglab.store import now, object_id
 from tasks.experiments import SYSTEM_FIELDS
 from tasks.states import Status
 
 blp = Blueprint("experiments", __name__, url_prefix="/api/v1", description="Experiments")
+
+#: The most fields one `?fields=` read names.
+MAX_FIELDS = 30
 
 
 @blp.route("/experiments", methods=["GET"])
@@ -27,15 +31,64 @@ def list_experiments() -> Any:
 
 
 @blp.route("/experiments/<experiment_id>", methods=["GET"])
+@blp.doc(
+    parameters=[
+        {
+            "in": "query",
+            "name": "fields",
+            "schema": {"type": "string"},
+            "description": "Only these top-level fields (comma-separated, `_id` always "
+            "comes): what a page polls, e.g. `_status,_scores,_started,_finished,_exit`",
+        }
+    ]
+)
 @blp.response(200, description="The experiment")
+@blp.alt_response(400, description="A bad field name")
 @blp.alt_response(404, description="No such experiment")
 def get_experiment(experiment_id: str) -> Any:
     """Read one experiment (large fields such as long `_charts` included whole)."""
     store = services().store
+    fields = _fields_arg()
+    if fields is not None:
+        return store.resolve_large_fields(store.get_experiment(experiment_id, fields))
     doc = store.resolve_large_fields(store.get_experiment(experiment_id))
     if doc["_status"] == Status.QUEUED:
         doc["_queue_position"] = store.queue_position(doc)
     return doc
+
+
+def _fields_arg() -> list[str] | None:
+    raw = request.args.get("fields")
+    if raw is None:
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if not names or len(names) > MAX_FIELDS:
+        raise BadRequest(f"fields is {raw!r}; name 1 to {MAX_FIELDS} fields, comma-separated")
+    for name in names:
+        if name.startswith("$") or "." in name or "\0" in name or len(name) > 200:
+            raise BadRequest(f"Field name {name!r} is not allowed; use a plain top-level name")
+    return names
+
+
+@blp.route("/experiments/<experiment_id>/rerun", methods=["POST"])
+@blp.response(201, description='{"_id": <the new experiment\'s ID>}')
+@blp.alt_response(400, description="Its project is gone, or its options no longer fit the schema")
+@blp.alt_response(404, description="No such experiment")
+def rerun_experiment(experiment_id: str) -> Any:
+    """Submit a new experiment with the same options (and time limit); it waits in the
+    queue when no machine has room."""
+    store = services().store
+    doc = store.get_experiment(experiment_id)
+    project = store.find_project(doc.get("_project_id"))
+    if project is None:
+        raise BadRequest(f"Project ID {doc.get('_project_id')} does not exist")
+    try:
+        options = validate_options(project["schema"], doc.get("_options"))
+    except OptionsError as e:
+        raise BadRequest(f"Experiment {experiment_id} cannot be rerun: {e}") from None
+    extra = {"_timeout": doc["_timeout"]} if doc.get("_timeout") else None
+    new_id = services().scheduler.submit(project, options, queue=True, extra=extra)
+    return {"_id": new_id}, 201
 
 
 @blp.route("/experiments/<experiment_id>", methods=["PUT"])

@@ -1,21 +1,35 @@
-"""The experiments table: one sorted, filtered page of a project's experiments at a time.
+"""The experiments table: one sorted, filtered page of a project's experiments at a time,
+and the whole filtered set as CSV.
 
 The original's ``GET /projects/{id}/experiments`` answers every whole document; a
 project with tens of thousands of experiments needs the server to sort, filter and page,
-and to send only what a row shows.
+and to send only what a row shows. Which experiments match is `fglab.table_query`'s
+decision; both routes read the same parameters.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
 from typing import Any
 
-from flask import request
+from flask import Response, request, stream_with_context
 from flask_smorest import Blueprint
 
 from fglab.api.params import int_arg
+from fglab.csv_export import csv_lines
 from fglab.errors import BadRequest
 from fglab.extensions import services
+from fglab.table_query import (
+    MAX_IDS,
+    PLAIN_FIELDS,
+    QueryError,
+    TableQuery,
+    check_field,
+    check_text,
+    parse_condition,
+    parse_ids,
+    text_options,
+)
 from tasks.states import Status
 
 blp = Blueprint("table", __name__, url_prefix="/api/v1", description="Experiments table")
@@ -23,22 +37,9 @@ blp = Blueprint("table", __name__, url_prefix="/api/v1", description="Experiment
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 #: Fields a table sorts by as they are; scores and options by ``_scores.<name>`` etc.
-SORTABLE = ("_created", "_started", "_finished", "_status", "_id")
-_NESTED = re.compile(r"^_(scores|options)\.[^.$\0]{1,200}$")
+SORTABLE = PLAIN_FIELDS
 
-_PARAMETERS = [
-    {
-        "in": "query",
-        "name": "sort",
-        "schema": {"type": "string", "default": "_created"},
-        "description": "Field to sort by: `_created`, `_started`, `_finished`, `_status`, "
-        "or a score or option as `_scores.<name>`, `_options.<name>`",
-    },
-    {
-        "in": "query",
-        "name": "order",
-        "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
-    },
+_FILTERS = [
     {
         "in": "query",
         "name": "status",
@@ -46,6 +47,46 @@ _PARAMETERS = [
         "explode": True,
         "description": "Only these statuses (repeat the parameter for several)",
     },
+    {
+        "in": "query",
+        "name": "q",
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "Free text: case-insensitive, in string and enum options and notes "
+        "(or the experiment ID)",
+    },
+    {
+        "in": "query",
+        "name": "filter",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "explode": True,
+        "description": "Conditions, all of which must hold: `<field><op><value>` with op "
+        "`=`, `!=`, `<`, `<=`, `>`, `>=` or `~` (contains, case-insensitive); field "
+        "`_scores.<name>`, `_options.<name>`, a custom field, `_machine_id`...; the value "
+        "is read as JSON when it is JSON (`_options.L2=true`, `_scores.loss<0.5`)",
+    },
+    {
+        "in": "query",
+        "name": "ids",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "explode": True,
+        "description": f"Only these experiments (repeated or comma-separated, at most "
+        f"{MAX_IDS}): a page refreshing the rows it shows",
+    },
+    {
+        "in": "query",
+        "name": "sort",
+        "schema": {"type": "string", "default": "_created"},
+        "description": "Field to sort by: `_created`, `_started`, `_finished`, `_status`, "
+        "`_machine_id`, a score or option as `_scores.<name>`, `_options.<name>`, or a "
+        "custom field",
+    },
+    {
+        "in": "query",
+        "name": "order",
+        "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+    },
+]
+_PAGING = [
     {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0}},
     {
         "in": "query",
@@ -56,38 +97,87 @@ _PARAMETERS = [
 
 
 @blp.route("/projects/<project_id>/experiments/table", methods=["GET"])
-@blp.doc(parameters=_PARAMETERS)
+@blp.doc(parameters=[*_FILTERS, *_PAGING])
 @blp.response(
     200,
     description='`{"total", "offset", "limit", "rows": [...]}`: rows carry `_id`, `_status`, '
     "`_options`, `_scores`, `_created`, `_started`, `_finished`, `_notes`, `_machine_id`",
 )
-@blp.alt_response(400, description="A bad sort field, order, status, offset or limit")
+@blp.alt_response(400, description="A bad sort field, order, status, filter, ID, offset or limit")
 @blp.alt_response(404, description="No such project")
 def experiments_table(project_id: str) -> Any:
     """Read one sorted, filtered page of a project's experiments."""
     store = services().store
     project = store.get_project(project_id)
-    sort = request.args.get("sort") or "_created"
-    if sort not in SORTABLE and not _NESTED.match(sort):
-        raise BadRequest(
-            f"sort is {sort!r}; use one of {', '.join(SORTABLE)}, _scores.<name> or _options.<name>"
-        )
-    order = request.args.get("order") or "asc"
-    if order not in {"asc", "desc"}:
-        raise BadRequest(f"order is {order!r}; use 'asc' or 'desc'")
-    statuses = request.args.getlist("status")
-    unknown = sorted(set(statuses) - {str(s) for s in Status})
-    if unknown:
-        raise BadRequest(f"status {unknown[0]!r} is unknown; use one of {', '.join(Status)}")
+    query, sort, descending = _read_query(project)
     offset = int_arg("offset", 0, 0, 10**9)
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     total, rows = store.experiment_rows(
         project["_id"],
         sort=sort,
-        descending=order == "desc",
-        statuses=statuses,
+        descending=descending,
+        where=query.to_mongo(project["_id"]),
         offset=offset,
         limit=limit,
     )
     return {"total": total, "offset": offset, "limit": limit, "rows": rows}
+
+
+@blp.route("/projects/<project_id>/experiments.csv", methods=["GET"])
+@blp.doc(parameters=_FILTERS)
+@blp.response(
+    200,
+    content_type="text/csv",
+    description="Every matching experiment, one line each, streamed: `_id`, `status`, a "
+    "column per option, a column per score, `duration` (seconds)",
+)
+@blp.alt_response(400, description="A bad sort field, order, status, filter or ID")
+@blp.alt_response(404, description="No such project")
+def experiments_csv(project_id: str) -> Any:
+    """Export a project's experiments (the same filters as the table) as CSV."""
+    store = services().store
+    project = store.get_project(project_id)
+    query, sort, descending = _read_query(project)
+    where = query.to_mongo(project["_id"])
+    options = list(project["schema"])
+
+    def lines() -> Iterator[str]:
+        scores = store.score_names(project["_id"], where)
+        rows = store.iter_experiment_rows(
+            project["_id"], sort=sort, descending=descending, where=where
+        )
+        yield from csv_lines(rows, options, scores)
+
+    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in project["name"])
+    return Response(
+        stream_with_context(lines()),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}-experiments.csv"',
+            "X-Accel-Buffering": "no",
+        },
+    )
+
+
+def _read_query(project: dict[str, Any]) -> tuple[TableQuery, str, bool]:
+    """The filters, sort field and direction of this request; BadRequest names a bad one."""
+    try:
+        sort = check_field(request.args.get("sort") or "_created", "sort")
+        order = request.args.get("order") or "asc"
+        if order not in {"asc", "desc"}:
+            raise QueryError(f"order is {order!r}; use 'asc' or 'desc'")
+        statuses = request.args.getlist("status")
+        unknown = sorted(set(statuses) - {str(s) for s in Status})
+        if unknown:
+            raise QueryError(f"status {unknown[0]!r} is unknown; use one of {', '.join(Status)}")
+        ids = request.args.getlist("ids")
+        query = TableQuery(
+            statuses=statuses,
+            text=check_text(request.args.get("q") or ""),
+            conditions=[parse_condition(c) for c in request.args.getlist("filter")],
+            ids=parse_ids(ids) if ids else None,
+            text_options=text_options(project["schema"]),
+        )
+    except QueryError as e:
+        raise BadRequest(str(e)) from None
+    return query, sort, order == "desc"

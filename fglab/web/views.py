@@ -10,22 +10,34 @@ answers the HTML 404 page.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 from jinja2 import Undefined
+from redis import RedisError
 
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.jsonify import to_json_value
+from fglab.logs import stderr_tail
+from fglab.table_query import QueryError, TableQuery, parse_ids
 from tasks import machines as machine_record
 from tasks.contract import PROJECT_TEMPLATE
 from tasks.fields import is_large_ref
-from tasks.states import TERMINAL
+from tasks.ledger import Usage
+from tasks.states import TERMINAL, Status
+
+logger = logging.getLogger(__name__)
+
+#: The table's first page, rendered with the page; the script pages on through the API.
+FIRST_PAGE = 50
+FIRST_SORT = "_created"
 
 pages = Blueprint(
     "pages",
@@ -75,31 +87,107 @@ def pretty(value: object) -> str:
 @pages.route("/")
 def home() -> str:
     store = services().store
+    counts = store.status_counts()
+    projects = [
+        {
+            "project": p,
+            "counts": _ordered_counts(counts.get(p["_id"], {})),
+            "total": sum(counts.get(p["_id"], {}).values()),
+        }
+        for p in store.list_projects()
+    ]
     machines = [
-        {"id": m["_id"], "hostname": m.get("hostname") or m["_id"], "live": is_live(m)}
+        {
+            "id": m["_id"],
+            "hostname": m.get("hostname") or m["_id"],
+            "live": is_live(m),
+            "drained": bool(m.get("drained")),
+            "capacity": _capacity(m),
+        }
         for m in store.list_machines()
     ]
-    return render_template("home.html", projects=store.list_projects(), machines=machines)
+    return render_template("home.html", projects=projects, machines=machines)
 
 
 @pages.route("/projects/<project_id>")
 def project(project_id: str) -> str:
+    """The project: its experiments table (first page here, the rest through the table
+    API), the submit form (prefilled from `?clone=<experiment ID>`), searches, machines."""
     store = services().store
     project = store.get_project(project_id)
     schema: dict[str, dict] = project["schema"]
-    _, experiments = store.experiment_rows(project["_id"], limit=0)
-    score_names = _score_names(experiments)
+    total, experiments = store.experiment_rows(
+        project["_id"], sort=FIRST_SORT, descending=True, limit=FIRST_PAGE
+    )
+    score_names = store.score_names(project["_id"])
     rows = [_row(doc, schema, score_names) for doc in experiments]
     template = {str(project["_id"]): PROJECT_TEMPLATE}
+    counts = store.status_counts(project["_id"]).get(project["_id"], {})
+    cloned = _clone_source(project)
     return render_template(
         "project.html",
         project=project,
         schema=schema,
         score_names=score_names,
         rows=rows,
+        total=total,
+        page_size=FIRST_PAGE,
+        status_counts=[(str(s), counts.get(str(s), 0)) for s in Status],
+        form_values=_form_values(schema, cloned),
+        clone_of=request.args.get("clone") if cloned is not None else None,
         machine_template=pretty(template),
         machines=_machines_for(str(project["_id"]), store.list_machines()),
-        page_data={"project_id": str(project["_id"]), "name": project["name"], "schema": schema},
+        page_data={
+            "project_id": str(project["_id"]),
+            "name": project["name"],
+            "schema": schema,
+            "score_names": score_names,
+            "total": total,
+            "page_size": FIRST_PAGE,
+            "sort": FIRST_SORT,
+            "order": "desc",
+        },
+    )
+
+
+@pages.route("/projects/<project_id>/compare")
+def compare(project_id: str) -> str:
+    """Selected experiments side by side: options (differing ones marked) and scores."""
+    store = services().store
+    project = store.get_project(project_id)
+    schema: dict[str, dict] = project["schema"]
+    try:
+        ids = parse_ids(request.args.getlist("ids"))
+    except QueryError as e:
+        raise BadRequest(str(e)) from None
+    where = TableQuery(ids=ids).to_mongo(project["_id"])
+    _, found = store.experiment_rows(project["_id"], where=where, limit=0)
+    by_id = {str(doc["_id"]): doc for doc in found}
+    docs = [by_id[str(i)] for i in dict.fromkeys(ids) if str(i) in by_id]
+    score_names = _score_names(docs)
+    options = []
+    for name, spec in schema.items():
+        values = [_dict_field(doc, "_options").get(name) for doc in docs]
+        shown = [(show(v), _is_default(v, spec)) for v in values]
+        options.append((name, shown, len({json.dumps(v, default=str) for v in values}) > 1))
+    scores = [
+        (name, [show(_dict_field(doc, "_scores").get(name)) for doc in docs])
+        for name in score_names
+    ]
+    return render_template(
+        "compare.html",
+        project=project,
+        experiments=[
+            {
+                "id": str(doc["_id"]),
+                "status": str(doc.get("_status", "")),
+                "duration": duration_text(doc.get("_started"), doc.get("_finished")),
+            }
+            for doc in docs
+        ],
+        options=options,
+        scores=scores,
+        missing=[str(i) for i in ids if str(i) not in by_id],
     )
 
 
@@ -128,6 +216,7 @@ def experiment(experiment_id: str) -> str:
         status=status,
         ended=status in TERMINAL,
         exit_info=exit_info,
+        failure=_failure(doc, status, exit_info),
         options=[
             (name, show(value), _is_default(value, schema.get(name)))
             for name, value in options.items()
@@ -149,6 +238,27 @@ def experiment(experiment_id: str) -> str:
     )
 
 
+#: The statuses whose page opens with why the run ended and its last lines of stderr.
+FAILED = frozenset({Status.FAIL, Status.LOST, Status.TIMEOUT})
+#: Where the runner puts the stderr tail in a failed run's ``_exit.reason``.
+STDERR_MARK = "\n--- last lines of stderr ---\n"
+
+
+def _failure(doc: dict[str, Any], status: str, exit_info: Mapping[str, Any]) -> dict | None:
+    """Why a failed, lost or timed-out run ended and its stderr tail; None for others.
+
+    A failed run's reason already carries the tail (the runner adds it); for the others
+    it is read from the log.
+    """
+    if status not in FAILED:
+        return None
+    reason = str(exit_info.get("reason") or f"the experiment ended {status}")
+    reason, _, tail = reason.partition(STDERR_MARK)
+    if not tail:
+        tail = stderr_tail(services().redis, services().store, doc)
+    return {"status": status, "reason": reason, "stderr": tail}
+
+
 @pages.route("/machines/<machine_id>")
 def machine(machine_id: str) -> str:
     store = services().store
@@ -156,6 +266,8 @@ def machine(machine_id: str) -> str:
     names = {str(p["_id"]): p["name"] for p in store.list_projects()}
     projects = _dict_field(doc, "projects")
     running = store.machine_experiments(doc["_id"])
+    served = [ObjectId(pid) for pid in projects if ObjectId.is_valid(pid)]
+    queued_total, queued = store.queued_for(served, QUEUE_SHOWN)
     return render_template(
         "machine.html",
         machine=doc,
@@ -165,8 +277,94 @@ def machine(machine_id: str) -> str:
         gpu_busy=_gpu_busy(doc.get("gpu_busy")),
         projects=[(pid, names.get(pid), impl) for pid, impl in projects.items()],
         experiments=[{**e, "project_name": names.get(str(e.get("_project_id")))} for e in running],
+        ledger=_ledger(doc, {str(e["_id"]): e for e in running}, names),
+        waiting=[e for e in running if e.get("_status") == Status.DISPATCHED],
+        queued=[{**e, "project_name": names.get(str(e.get("_project_id")))} for e in queued],
+        queued_total=queued_total,
+        flower_url=services().settings.flower_url,
         page_data={"machine_id": doc["_id"], "drained": bool(doc.get("drained"))},
     )
+
+
+#: Queued experiments a machine page lists at most.
+QUEUE_SHOWN = 50
+
+
+def _ledger(
+    machine: Mapping[str, Any], running: Mapping[str, Mapping[str, Any]], names: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The machine's ledger now: CPU and each GPU's use, each lease with its experiment and
+    expiry. None when the ledger (Redis) cannot be read."""
+    usage = _usage(machine)
+    ledger = services().scheduler.ledger
+    if usage is None or ledger is None:
+        return None
+    try:
+        expiries = ledger.expiries(machine["_id"])
+    except RedisError:
+        expiries = {}
+    leases = []
+    for lease in usage.leases:
+        experiment = running.get(lease.owner, {})
+        expires = expiries.get(lease.owner)
+        leases.append(
+            {
+                "owner": lease.owner,
+                "cpu": lease.cpu,
+                "gpu": lease.gpu,
+                "gpu_share": lease.gpu_share,
+                "status": experiment.get("_status"),
+                "project_name": names.get(str(experiment.get("_project_id"))),
+                "expires": None if expires is None else datetime.fromtimestamp(expires, UTC),
+                # By this server's clock; the expiry itself is by Redis' clock.
+                "expires_in": None if expires is None else max(0, round(expires - time.time())),
+            }
+        )
+    return {
+        "cpu_used": usage.cpu_used,
+        "cpu_free": usage.cpu_free,
+        "gpus": [
+            {
+                "index": index,
+                "used": used,
+                "slots": sum(1 for lease in usage.leases if lease.gpu == index),
+            }
+            for index, used in enumerate(usage.gpu_used)
+        ],
+        "leases": leases,
+    }
+
+
+def _usage(machine: Mapping[str, Any]) -> Usage | None:
+    """The machine's ledger usage, or None without a readable ledger (no Redis)."""
+    ledger = services().scheduler.ledger
+    if ledger is None:
+        return None
+    try:
+        return ledger.usage(machine["_id"], _gpu_count(machine))
+    except RedisError as error:
+        logger.warning("ledger unreadable for machine %s: %s", machine["_id"], error)
+        return None
+
+
+def _capacity(machine: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Free CPU capacity and free share of each GPU, for the home page."""
+    usage = _usage(machine)
+    if usage is None:
+        return None
+    return {
+        "cpu_free": usage.cpu_free,
+        "gpu_free": [max(0.0, 1 - used) for used in usage.gpu_used],
+        "running": len(usage.leases),
+    }
+
+
+def _gpu_count(machine: Mapping[str, Any]) -> int:
+    count = machine.get("gpu_count")
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+        return count
+    gpus = machine.get("gpus")
+    return len(gpus) if isinstance(gpus, list) else 0
 
 
 # Helpers ----------------------------------------------------------------------------
@@ -244,8 +442,55 @@ def _row(doc: dict[str, Any], schema: Mapping[str, Mapping], score_names: list[s
         ],
         "started": when(doc.get("_started")),
         "finished": when(doc.get("_finished")),
+        "duration": duration_text(doc.get("_started"), doc.get("_finished")),
         "notes": show(doc.get("_notes")),
     }
+
+
+def duration_text(started: object, finished: object) -> str:
+    """``1h 02m 03s`` from start to finish; empty unless both are times."""
+    if not isinstance(started, datetime) or not isinstance(finished, datetime):
+        return ""
+    seconds = max(0, int(_utc(finished).timestamp() - _utc(started).timestamp()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {seconds:02d}s"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _ordered_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """(status, count) for the statuses present, in the status graph's order."""
+    known = [(str(s), counts[str(s)]) for s in Status if counts.get(str(s))]
+    return known + sorted((s, n) for s, n in counts.items() if s not in set(Status) and n)
+
+
+def _clone_source(project: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The options of the experiment named by ``?clone=`` when it is of this project."""
+    wanted = request.args.get("clone")
+    if not wanted or not ObjectId.is_valid(wanted):
+        return None
+    try:
+        doc = services().store.get_experiment(wanted, ("_project_id", "_options"))
+    except NotFound:
+        return None
+    if doc.get("_project_id") != project["_id"]:
+        return None
+    return _dict_field(doc, "_options")
+
+
+def _form_values(
+    schema: Mapping[str, Mapping[str, Any]], options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What the submit form starts with: a cloned experiment's options, else the defaults."""
+    values = {name: spec.get("default") for name, spec in schema.items()}
+    if options:
+        values.update({name: options[name] for name in schema if name in options})
+    return values
 
 
 def _is_default(value: object, spec: Mapping[str, Any] | None) -> bool:

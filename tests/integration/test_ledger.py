@@ -355,3 +355,21 @@ def test_restore_writes_back_a_vanished_lease_without_a_fit_check(redis_client) 
     assert usage.cpu_used == pytest.approx(1.2)
     assert ledger.confirm("m", "a", running.token)
     assert {lease.owner: lease.gpu for lease in usage.leases}["a"] == running.gpu
+
+
+# -- Reading expiries ---------------------------------------------------------------------
+
+
+def test_expiries_say_when_each_lease_ends_by_redis_time(ledger: Ledger) -> None:
+    ledger.reserve(M, "a", 0.5)
+    ledger.reserve(M, "b", 0.25)
+    seconds, micros = ledger.redis.time()
+    now = seconds + micros / 1e6
+
+    expiries = ledger.expiries(M)
+
+    assert set(expiries) == {"a", "b"}
+    for expiry in expiries.values():
+        assert now < expiry <= now + ledger.ttl
+    assert ledger.expiries("other-machine") == {}
+    assert ledger.owners(M) == {"a", "b"}  # reading takes and renews nothing

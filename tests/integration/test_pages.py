@@ -191,7 +191,7 @@ def test_project_table_has_scores_options_and_statuses(client, store, db, projec
         assert ("num", None, score) in cells
     assert ("default", "default", "123") in cells
     assert ("", None, "9") in cells
-    assert ("notes", None, "baseline run") in cells
+    assert ("notes", "baseline run", "baseline run") in cells  # cut short, whole on hover
     # OPTIONS differ from every default but the changed seed, so L2 false is not muted.
     assert ("", None, "false") in cells
 

@@ -17,6 +17,13 @@ const SCRIPT_TIMEOUT_MS = 10000;
 const NOTES_INTERVAL_MS = 500;
 const LOG_POLL_MS = 1000;
 const LOG_MAX_CHUNKS = 20000;
+const TABLE_POLL_MS = 2000;
+const EXPERIMENT_POLL_MS = 2000;
+const CHARTS_POLL_MS = 10000;
+const PAGE_REFRESH_MS = 5000;
+const SEARCH_DELAY_MS = 300;
+const BULK_PARALLEL = 4;
+const COMPARE_MAX = 50;
 
 // Shared helpers ---------------------------------------------------------------------
 
@@ -69,6 +76,7 @@ function loadScript(src) {
 // Home -------------------------------------------------------------------------------
 
 function homePage() {
+  refreshLiveSections();
   const form = document.getElementById("schema-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -203,155 +211,466 @@ function readSearch(form) {
   return body;
 }
 
+/* The experiments table: the server sorts, filters and pages (GET .../experiments/table);
+ * the page keeps its state in the URL's query, so a reload or a shared link shows the same
+ * rows. While some visible row is active, those rows alone are polled (?ids=) and updated
+ * in place. */
 function setupExperimentsTable(data) {
   const table = document.getElementById("experiments-table");
-  const headers = [...table.tHead.rows[0].cells];
   const tbody = table.tBodies[0];
-  const rows = [...tbody.rows];
-  const order = new Map(rows.map((row, i) => [row, i]));
-  const search = document.getElementById("table-search");
+  const headRow = table.tHead.rows[0];
+  const optionNames = Object.keys(data.schema);
+  const base = `/api/v1/projects/${data.project_id}`;
   const storageKey = `fglab:hidden-columns:${data.project_id}`;
-  let sortKeys = []; // [{column, direction}], first key first
+  const selected = new Set();
+  const state = readTableState(data);
+  let scoreNames = [...data.score_names];
+  let rows = [];
+  let total = data.total;
+  let loading = 0; // answers to older requests are dropped
 
-  const cellText = (row, column) => row.cells[column].textContent.trim();
-  const label = (column) => headers[column].textContent.trim();
-
-  const updateCount = () => {
-    const shown = rows.filter((row) => !row.hidden).length;
-    say("row-count", shown === rows.length ? `${rows.length} experiment(s)` : `${shown} of ${rows.length} shown`);
+  const filterQuery = (extra = {}) => {
+    const query = new URLSearchParams();
+    for (const status of state.status) query.append("status", status);
+    if (state.q) query.set("q", state.q);
+    for (const condition of state.filter) query.append("filter", condition);
+    query.set("sort", state.sort);
+    query.set("order", state.order);
+    for (const [key, value] of Object.entries(extra)) query.set(key, value);
+    return query;
   };
 
-  // Numbers compare as numbers, everything else as text; empty cells always go last.
-  const compareCells = (a, b) => {
-    const x = Number(a);
-    const y = Number(b);
-    if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y;
-    return a.localeCompare(b, undefined, { numeric: true });
+  const saveState = () => {
+    const query = filterQuery();
+    if (state.offset) query.set("offset", state.offset);
+    if (state.limit !== data.page_size) query.set("limit", state.limit);
+    const clone = new URLSearchParams(window.location.search).get("clone");
+    if (clone) query.set("clone", clone); // a reload keeps the prefilled form
+    history.replaceState(null, "", `?${query}${window.location.hash}`);
+    document.getElementById("export-csv").href = `${base}/experiments.csv?${filterQuery()}`;
   };
 
-  const sortRows = () => {
-    const sorted = [...rows].sort((r1, r2) => {
-      for (const { column, direction } of sortKeys) {
-        const a = cellText(r1, column);
-        const b = cellText(r2, column);
-        if (a === b) continue;
-        if (a === "") return 1;
-        if (b === "") return -1;
-        const result = compareCells(a, b);
-        if (result !== 0) return result * direction;
-      }
-      return order.get(r1) - order.get(r2);
-    });
-    tbody.append(...sorted);
-    headers.forEach((th, column) => {
-      const rank = sortKeys.findIndex((key) => key.column === column);
-      if (rank < 0) {
-        delete th.dataset.sortLabel;
-        th.removeAttribute("aria-sort");
+  const load = async () => {
+    const ticket = ++loading;
+    table.setAttribute("aria-busy", "true");
+    try {
+      const answer = await api("GET", `${base}/experiments/table?${filterQuery({ offset: state.offset, limit: state.limit })}`);
+      if (ticket !== loading) return;
+      rows = answer.rows;
+      total = answer.total;
+      if (!rows.length && total && state.offset) {
+        state.offset = Math.max(0, Math.floor((total - 1) / state.limit) * state.limit);
+        load();
         return;
       }
-      const ascending = sortKeys[rank].direction > 0;
-      th.dataset.sortLabel = (ascending ? "▲" : "▼") + (sortKeys.length > 1 ? rank + 1 : "");
-      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-    });
-  };
-
-  headers.forEach((th, column) => {
-    if ("nosort" in th.dataset) return;
-    th.classList.add("sortable");
-    th.title = "Click to sort; shift-click to add a sort key";
-    th.addEventListener("click", (event) => {
-      const existing = sortKeys.find((key) => key.column === column);
-      if (event.shiftKey) {
-        if (existing) existing.direction = -existing.direction;
-        else sortKeys.push({ column, direction: 1 });
-      } else {
-        const flip = existing && sortKeys.length === 1;
-        sortKeys = [{ column, direction: flip ? -existing.direction : 1 }];
-      }
-      sortRows();
-    });
-  });
-
-  search.addEventListener("input", () => {
-    const terms = search.value.toLowerCase().split(/\s+/).filter(Boolean);
-    for (const row of rows) {
-      const text = row.textContent.toLowerCase();
-      row.hidden = !terms.every((term) => text.includes(term));
+      // A failed load's message goes; what a bulk action reported stays.
+      if (document.getElementById("table-message").classList.contains("error")) say("table-message", "");
+      render();
+    } catch (error) {
+      if (ticket === loading) say("table-message", `Experiments: ${error.message}`, true);
+    } finally {
+      if (ticket === loading) table.setAttribute("aria-busy", "false");
     }
-    updateCount();
-  });
-
-  // Show/hide columns; the choice is remembered per project in this browser.
-  let hidden = [];
-  try {
-    hidden = JSON.parse(localStorage.getItem(storageKey) || "[]");
-  } catch (ignored) {
-    hidden = [];
-  }
-  const setVisible = (column, visible) => {
-    headers[column].hidden = !visible;
-    for (const row of rows) row.cells[column].hidden = !visible;
   };
-  const toggles = document.getElementById("column-toggles");
-  headers.forEach((th, column) => {
-    if ("noexport" in th.dataset) return;
+
+  // Columns ------------------------------------------------------------------------
+  const hiddenColumns = () => {
+    try {
+      return JSON.parse(localStorage.getItem(storageKey) || "[]");
+    } catch (ignored) {
+      return [];
+    }
+  };
+  const applyHidden = () => {
+    const hidden = hiddenColumns();
+    [...headRow.cells].forEach((th, column) => {
+      const hide = !("noexport" in th.dataset) && hidden.includes(th.textContent.trim());
+      th.hidden = hide;
+      for (const row of tbody.rows) if (row.cells[column]) row.cells[column].hidden = hide;
+    });
+  };
+  const buildToggles = () => {
+    const toggles = document.getElementById("column-toggles");
+    toggles.replaceChildren();
+    const hidden = hiddenColumns();
+    for (const th of headRow.cells) {
+      if ("noexport" in th.dataset) continue;
+      const name = th.textContent.trim();
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = !hidden.includes(name);
+      box.addEventListener("change", () => {
+        const now = hiddenColumns().filter((n) => n !== name);
+        if (!box.checked) now.push(name);
+        try {
+          localStorage.setItem(storageKey, JSON.stringify(now));
+        } catch (ignored) {
+          // Private windows may refuse storage; the choice then lasts until the next render.
+        }
+        applyHidden();
+      });
+      const item = document.createElement("label");
+      item.append(box, ` ${name}`);
+      toggles.append(item);
+    }
+  };
+  const header = (label, sortKey, className, title) => {
+    const th = document.createElement("th");
+    th.textContent = label;
+    if (className) th.className = className;
+    if (title) th.title = title;
+    if (sortKey) th.dataset.sort = sortKey;
+    else th.dataset.nosort = "";
+    return th;
+  };
+  const buildHeader = () => {
+    const cells = [headRow.cells[0], header("ID", "_id"), header("Status", "_status")];
+    for (const name of scoreNames) cells.push(header(name, `_scores.${name}`, "score", "score"));
+    for (const name of optionNames) cells.push(header(name, `_options.${name}`, "option", "option"));
+    cells.push(header("Started", "_started"), header("Finished", "_finished"));
+    cells.push(header("Duration", null), header("Notes", null));
+    headRow.replaceChildren(...cells);
+    wireHeader();
+    buildToggles();
+    const scoreGroup = document.getElementById("filter-scores");
+    scoreGroup.replaceChildren(...scoreNames.map((name) => new Option(name, `_scores.${name}`)));
+  };
+  const wireHeader = () => {
+    for (const th of headRow.cells) {
+      if (!th.dataset.sort) continue;
+      th.classList.add("sortable");
+      th.tabIndex = 0;
+      th.title = `${th.title ? `${th.title}; ` : ""}click to sort`;
+      const sort = () => {
+        if (state.sort === th.dataset.sort) state.order = state.order === "asc" ? "desc" : "asc";
+        else [state.sort, state.order] = [th.dataset.sort, "asc"];
+        state.offset = 0;
+        saveState();
+        load();
+      };
+      th.addEventListener("click", sort);
+      th.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sort(); }
+      });
+    }
+  };
+  const markSort = () => {
+    for (const th of headRow.cells) {
+      if (th.dataset.sort === state.sort) {
+        th.dataset.sortLabel = state.order === "asc" ? "▲" : "▼";
+        th.setAttribute("aria-sort", state.order === "asc" ? "ascending" : "descending");
+      } else {
+        delete th.dataset.sortLabel;
+        th.removeAttribute("aria-sort");
+      }
+    }
+  };
+
+  // Rows ---------------------------------------------------------------------------
+  const cell = (text, className, title) => {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    if (title) td.title = title;
+    return td;
+  };
+  const renderRow = (row) => {
+    const tr = document.createElement("tr");
+    tr.dataset.id = row._id;
+    tr.dataset.status = row._status || "";
     const box = document.createElement("input");
     box.type = "checkbox";
-    box.checked = !hidden.includes(label(column));
-    box.addEventListener("change", () => {
-      setVisible(column, box.checked);
-      hidden = headers.filter((h) => h.hidden).map((h) => h.textContent.trim());
-      try {
-        localStorage.setItem(storageKey, JSON.stringify(hidden));
-      } catch (ignored) {
-        // Private windows may refuse storage; the choice then lasts for this page only.
-      }
-    });
-    const item = document.createElement("label");
-    item.append(box, ` ${label(column)}`);
-    toggles.append(item);
-    if (!box.checked) setVisible(column, false);
-  });
-
-  document.getElementById("export-csv").addEventListener("click", () => {
-    const columns = headers
-      .map((th, column) => column)
-      .filter((column) => !headers[column].hidden && !("noexport" in headers[column].dataset));
-    const quote = (text) => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
-    const lines = [columns.map((column) => quote(label(column))).join(",")];
-    for (const row of tbody.rows) {
-      if (!row.hidden) lines.push(columns.map((column) => quote(cellText(row, column))).join(","));
-    }
-    const blob = new Blob([`${lines.join("\r\n")}\r\n`], { type: "text/csv;charset=utf-8" });
+    box.className = "select-row";
+    box.dataset.id = row._id;
+    box.checked = selected.has(row._id);
+    box.setAttribute("aria-label", `Select experiment ${row._id}`);
+    const first = document.createElement("td");
+    first.append(box);
     const link = document.createElement("a");
-    link.href = URL.createObjectURL(blob);
-    link.download = `${data.name}-experiments.csv`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-  });
-
-  tbody.addEventListener("click", async (event) => {
-    const button = event.target.closest("button.delete");
-    if (!button) return;
-    const id = button.dataset.id;
-    if (!window.confirm(`Delete experiment ${id} and its files?`)) return;
-    button.disabled = true;
-    try {
-      await api("DELETE", `/api/v1/experiments/${id}`);
-      const row = button.closest("tr");
-      rows.splice(rows.indexOf(row), 1);
-      row.remove();
-      updateCount();
-    } catch (error) {
-      button.disabled = false;
-      window.alert(error.message);
+    link.href = `/experiments/${row._id}`;
+    const code = document.createElement("code");
+    code.textContent = row._id;
+    link.append(code);
+    const idCell = document.createElement("td");
+    idCell.append(link);
+    const statusCell = document.createElement("td");
+    statusCell.append(statusBadge(row._status || ""));
+    tr.append(first, idCell, statusCell);
+    const scores = isObject(row._scores) ? row._scores : {};
+    for (const name of scoreNames) tr.append(cell(showValue(scores[name]), "num"));
+    const options = isObject(row._options) ? row._options : {};
+    for (const name of optionNames) {
+      const value = options[name];
+      const isDefault = isDefaultValue(value, data.schema[name]);
+      tr.append(cell(showValue(value), isDefault ? "default" : "", isDefault ? "default" : ""));
     }
+    tr.append(cell(showTime(row._started), "time"), cell(showTime(row._finished), "time"));
+    const notes = showValue(row._notes);
+    tr.append(cell(durationText(row), "duration"), cell(notes, "notes", notes));
+    return tr;
+  };
+  const render = () => {
+    const names = new Set(scoreNames);
+    const fresh = rows.flatMap((row) => (isObject(row._scores) ? Object.keys(row._scores) : []))
+      .filter((name) => !names.has(name) && !name.startsWith("_fglab"));
+    if (fresh.length) scoreNames = [...scoreNames, ...new Set(fresh)];
+    if (fresh.length || headRow.cells.length !== 7 + scoreNames.length + optionNames.length) buildHeader();
+    markSort();
+    tbody.replaceChildren(...rows.map(renderRow));
+    applyHidden();
+    const end = state.offset + rows.length;
+    say("page-info", total ? `${state.offset + 1}–${end} of ${total}` : "0 of 0");
+    document.getElementById("page-prev").disabled = state.offset === 0;
+    document.getElementById("page-next").disabled = end >= total;
+    document.getElementById("table-empty").hidden = rows.length > 0;
+    updateSelection();
+  };
+
+  // Live rows: only the visible ones, only while one of them may still change.
+  const refreshVisible = async () => {
+    const active = rows.filter((row) => ACTIVE_STATUSES.has(row._status));
+    if (!active.length || document.hidden) return;
+    const ids = rows.map((row) => row._id);
+    const ticket = loading;
+    try {
+      const answer = await api("GET", `${base}/experiments/table?ids=${ids.join(",")}&limit=500`);
+      if (ticket !== loading) return;
+      const fresh = new Map(answer.rows.map((row) => [row._id, row]));
+      rows = rows.filter((row) => fresh.has(row._id)).map((row) => fresh.get(row._id));
+      const changed = rows.some((row) => isObject(row._scores) && Object.keys(row._scores).some((n) => !scoreNames.includes(n)));
+      if (changed || rows.length !== tbody.rows.length) {
+        render();
+        return;
+      }
+      rows.forEach((row, index) => {
+        const old = tbody.rows[index];
+        const next = renderRow(row);
+        if (old.dataset.id !== row._id || old.innerHTML !== next.innerHTML) old.replaceWith(next);
+      });
+      applyHidden();
+    } catch (error) {
+      say("table-message", `Live update: ${error.message}`, true);
+    }
+  };
+  setInterval(refreshVisible, TABLE_POLL_MS);
+
+  // Controls -----------------------------------------------------------------------
+  const search = document.getElementById("table-search");
+  search.value = state.q;
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => {
+      state.q = search.value.trim();
+      state.offset = 0;
+      saveState();
+      load();
+    }, SEARCH_DELAY_MS);
+  });
+  document.getElementById("table-controls").addEventListener("submit", (event) => event.preventDefault());
+  for (const box of document.querySelectorAll('#table-controls input[name="status"]')) {
+    box.checked = state.status.includes(box.value);
+    box.addEventListener("change", () => {
+      state.status = [...document.querySelectorAll('#table-controls input[name="status"]:checked')].map((b) => b.value);
+      state.offset = 0;
+      saveState();
+      load();
+    });
+  }
+
+  const field = document.getElementById("filter-field");
+  const custom = document.getElementById("filter-custom");
+  field.addEventListener("change", () => { custom.hidden = field.value !== "custom"; });
+  const renderFilters = () => {
+    const holder = document.getElementById("active-filters");
+    holder.replaceChildren(...state.filter.map((condition, index) => {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.dataset.filter = condition;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", `Remove filter ${condition}`);
+      remove.addEventListener("click", () => {
+        state.filter.splice(index, 1);
+        state.offset = 0;
+        renderFilters();
+        saveState();
+        load();
+      });
+      chip.append(condition.replace(/^_(options|scores)\./, ""), " ", remove);
+      return chip;
+    }));
+  };
+  const addFilter = () => {
+    const name = field.value === "custom" ? custom.value.trim() : field.value;
+    const value = document.getElementById("filter-value").value.trim();
+    if (!name) {
+      say("table-message", "Name the custom field to filter by.", true);
+      return;
+    }
+    state.filter.push(`${name}${document.getElementById("filter-op").value}${value}`);
+    state.offset = 0;
+    document.getElementById("filter-value").value = "";
+    renderFilters();
+    saveState();
+    load();
+  };
+  document.getElementById("filter-add").addEventListener("click", addFilter);
+  document.getElementById("filter-value").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); addFilter(); }
   });
 
-  updateCount();
+  document.getElementById("page-prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - state.limit);
+    saveState();
+    load();
+  });
+  document.getElementById("page-next").addEventListener("click", () => {
+    state.offset += state.limit;
+    saveState();
+    load();
+  });
+  const pageSize = document.getElementById("page-size");
+  if (![...pageSize.options].some((o) => Number(o.value) === state.limit)) pageSize.append(new Option(state.limit, state.limit));
+  pageSize.value = String(state.limit);
+  pageSize.addEventListener("change", () => {
+    state.limit = Number(pageSize.value);
+    state.offset = 0;
+    saveState();
+    load();
+  });
+
+  // Selection and what to do with it ------------------------------------------------
+  const selectPage = document.getElementById("select-page");
+  const actions = [...document.querySelectorAll("#table-actions button")];
+  const updateSelection = () => {
+    say("selection-count", `${selected.size} selected`);
+    for (const button of actions) button.disabled = selected.size === 0;
+    const boxes = [...tbody.querySelectorAll("input.select-row")];
+    selectPage.checked = boxes.length > 0 && boxes.every((box) => box.checked);
+    selectPage.indeterminate = !selectPage.checked && boxes.some((box) => box.checked);
+  };
+  tbody.addEventListener("change", (event) => {
+    const box = event.target.closest("input.select-row");
+    if (!box) return;
+    if (box.checked) selected.add(box.dataset.id);
+    else selected.delete(box.dataset.id);
+    updateSelection();
+  });
+  selectPage.addEventListener("change", () => {
+    for (const box of tbody.querySelectorAll("input.select-row")) {
+      box.checked = selectPage.checked;
+      if (box.checked) selected.add(box.dataset.id);
+      else selected.delete(box.dataset.id);
+    }
+    updateSelection();
+  });
+  document.getElementById("clear-selection").addEventListener("click", () => {
+    selected.clear();
+    for (const box of tbody.querySelectorAll("input.select-row")) box.checked = false;
+    updateSelection();
+  });
+  document.getElementById("compare-selected").addEventListener("click", () => {
+    const ids = [...selected].slice(0, COMPARE_MAX);
+    window.location.href = `/projects/${data.project_id}/compare?ids=${ids.join(",")}`;
+  });
+  const bulk = async (verb, method, path, done) => {
+    const ids = [...selected];
+    if (verb !== "Rerun" && !window.confirm(`${verb} ${ids.length} experiment(s)?`)) return;
+    say("table-message", `${verb}: 0 of ${ids.length}…`);
+    const failures = [];
+    let finished = 0;
+    const work = async (id) => {
+      try {
+        await api(method, path(id));
+        done(id);
+      } catch (error) {
+        failures.push(`${id}: ${error.message}`);
+      }
+      finished += 1;
+      say("table-message", `${verb}: ${finished} of ${ids.length}…`);
+    };
+    for (let i = 0; i < ids.length; i += BULK_PARALLEL) await Promise.all(ids.slice(i, i + BULK_PARALLEL).map(work));
+    say("table-message", failures.length
+      ? `${verb}: ${ids.length - failures.length} done, ${failures.length} refused (${failures.slice(0, 3).join("; ")})`
+      : `${verb}: ${ids.length} done.`, failures.length > 0);
+    updateSelection();
+    load();
+  };
+  document.getElementById("delete-selected").addEventListener("click", () =>
+    bulk("Delete", "DELETE", (id) => `/api/v1/experiments/${id}`, (id) => selected.delete(id)));
+  document.getElementById("kill-selected").addEventListener("click", () =>
+    bulk("Kill", "POST", (id) => `/api/v1/experiments/${id}/kill`, () => {}));
+  document.getElementById("rerun-selected").addEventListener("click", () =>
+    bulk("Rerun", "POST", (id) => `/api/v1/experiments/${id}/rerun`, () => {}));
+
+  wireHeader();
+  buildToggles();
+  renderFilters();
+  saveState();
+  load();
+}
+
+const ACTIVE_STATUSES = new Set(["queued", "dispatched", "claimed", "running"]);
+const TERMINAL_STATUSES = new Set(["success", "fail", "killed", "timeout", "cancelled", "lost"]);
+
+/** The table's state from the page's URL (?sort=&order=&status=&q=&filter=&offset=&limit=). */
+function readTableState(data) {
+  const query = new URLSearchParams(window.location.search);
+  const number = (key, fallback) => {
+    const value = Number(query.get(key));
+    return Number.isInteger(value) && value > 0 ? value : fallback;
+  };
+  return {
+    sort: query.get("sort") || data.sort,
+    order: query.get("order") === "asc" || query.get("order") === "desc" ? query.get("order") : data.order,
+    status: query.getAll("status"),
+    q: query.get("q") || "",
+    filter: query.getAll("filter"),
+    offset: number("offset", 0),
+    limit: Math.min(number("limit", data.page_size), 500),
+  };
+}
+
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** A value as the server's pages spell it: strings bare, everything else as JSON. */
+function showValue(value) {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** An API time (ISO 8601, UTC) as the pages show it: 2024-05-01 12:00:03. */
+function showTime(value) {
+  return typeof value === "string" ? value.slice(0, 19).replace("T", " ") : "";
+}
+
+function isDefaultValue(value, spec) {
+  if (!spec || !("default" in spec)) return false;
+  return (typeof value === "boolean") === (typeof spec.default === "boolean") && value === spec.default;
+}
+
+/** How long a run took, or has taken so far while it runs: 1h 02m 03s. */
+function durationText(row) {
+  if (!row._started) return "";
+  const end = row._finished ? Date.parse(row._finished) : (row._status === "running" ? Date.now() : NaN);
+  const seconds = Math.max(0, Math.floor((end - Date.parse(row._started)) / 1000));
+  if (Number.isNaN(seconds)) return "";
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const rest = String(seconds % 60).padStart(2, "0");
+  if (hours) return `${hours}h ${String(minutes).padStart(2, "0")}m ${rest}s`;
+  return minutes ? `${minutes}m ${rest}s` : `${seconds % 60}s`;
+}
+
+function statusBadge(status) {
+  const span = document.createElement("span");
+  span.className = `status status-${status}`;
+  span.textContent = status;
+  return span;
 }
 
 /** "Add to machine": the machine's worker writes a template entry into its projects.json. */
@@ -380,8 +699,78 @@ function experimentPage() {
   const base = `/api/v1/experiments/${data.experiment_id}`;
   setupNotes(base);
   setupKill(base);
+  setupRerun(base);
   followLogs(base);
-  if (data.has_charts) drawCharts(base);
+  const charts = chartDrawer(base);
+  if (data.has_charts) charts.refresh();
+  if (!data.ended) watchExperiment(base, data, charts);
+}
+
+/** "Rerun": the same options as a new experiment, whose page opens next. */
+function setupRerun(base) {
+  const button = document.getElementById("rerun");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    say("rerun-message", "Submitting…");
+    try {
+      const answer = await api("POST", `${base}/rerun`);
+      window.location.href = `/experiments/${answer._id}`;
+    } catch (error) {
+      button.disabled = false;
+      say("rerun-message", error.message, true);
+    }
+  });
+}
+
+/** While it runs: poll status, times and scores; redraw charts when they change. */
+function watchExperiment(base, data, charts) {
+  const fields = "_status,_scores,_started,_finished";
+  let lastCharts = 0;
+  const tick = async () => {
+    let doc;
+    try {
+      doc = await api("GET", `${base}?fields=${fields}`);
+    } catch (error) {
+      setTimeout(tick, 5 * EXPERIMENT_POLL_MS);
+      return;
+    }
+    const status = document.getElementById("status");
+    status.textContent = doc._status;
+    status.className = `status status-${doc._status}`;
+    say("started", showTime(doc._started));
+    say("finished", showTime(doc._finished));
+    renderScores(isObject(doc._scores) ? doc._scores : {});
+    const ended = TERMINAL_STATUSES.has(doc._status);
+    if (ended || Date.now() - lastCharts >= CHARTS_POLL_MS) {
+      lastCharts = Date.now();
+      charts.refresh();
+    }
+    if (ended) {
+      const kill = document.getElementById("kill");
+      if (kill) kill.hidden = true;
+      document.getElementById("ended-notice").hidden = false;
+      return;
+    }
+    setTimeout(tick, EXPERIMENT_POLL_MS);
+  };
+  setTimeout(tick, EXPERIMENT_POLL_MS);
+}
+
+function renderScores(scores) {
+  const names = Object.keys(scores);
+  document.getElementById("scores-section").hidden = names.length === 0;
+  const tbody = document.querySelector("#scores tbody");
+  tbody.replaceChildren(...names.map((name) => {
+    const row = document.createElement("tr");
+    const label = document.createElement("td");
+    label.textContent = name;
+    const value = document.createElement("td");
+    value.className = "num";
+    value.textContent = showValue(scores[name]);
+    row.append(label, value);
+    return row;
+  }));
 }
 
 /** Save the notes every 0.5 s while they change; a failed save waits for the next edit. */
@@ -432,10 +821,34 @@ function setupKill(base) {
 /** Live logs over Server-Sent Events; polling the JSON route when EventSource fails. */
 function followLogs(base) {
   const pre = document.getElementById("logs");
+  const pause = document.getElementById("logs-pause");
   let last = null;
   let ended = false;
+  let paused = false;
+  let held = []; // entries that came while paused
+
+  pause.addEventListener("click", () => {
+    paused = !paused;
+    pause.textContent = paused ? "Resume" : "Pause";
+    pause.setAttribute("aria-pressed", String(paused));
+    if (!paused) {
+      const waiting = held;
+      held = [];
+      for (const [stream, text] of waiting) show(stream, text);
+      pre.scrollTop = pre.scrollHeight;
+    }
+    say("logs-message", paused ? "Paused: new lines wait until you resume." : "");
+  });
 
   const append = (stream, text) => {
+    if (paused) {
+      held.push([stream, text]);
+      say("logs-message", `Paused: ${held.length} new entr${held.length === 1 ? "y" : "ies"} waiting.`);
+      return;
+    }
+    show(stream, text);
+  };
+  const show = (stream, text) => {
     const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     const span = document.createElement("span");
     span.className = `log-${stream}`;
@@ -446,6 +859,10 @@ function followLogs(base) {
   };
   const finish = () => {
     ended = true;
+    if (paused) {
+      pause.click();
+    }
+    pause.disabled = true;
     say("logs-message", pre.childNodes.length ? "End of log." : "No log.");
   };
 
@@ -461,7 +878,7 @@ function followLogs(base) {
         return;
       }
       if (page.entries.length) delay = 0; // more may be waiting
-      say("logs-message", "");
+      if (!paused) say("logs-message", "");
     } catch (error) {
       say("logs-message", `Logs: ${error.message}; retrying.`, true);
       delay = 5 * LOG_POLL_MS;
@@ -494,42 +911,85 @@ function followLogs(base) {
   };
 }
 
-async function drawCharts(base) {
-  let charts;
-  try {
-    charts = await api("GET", `${base}/charts`);
-  } catch (error) {
-    say("charts-message", `Charts: ${error.message}`, true);
-    return;
-  }
-  if (!charts.length) {
-    say("charts-message", "No charts.");
-    return;
-  }
-  try {
+/** Draws the experiment's charts; `refresh()` fetches them again and redraws only when
+ * they changed (a running experiment rewrites its charts file as it goes). */
+function chartDrawer(base) {
+  let drawn = null;
+  let loaded = null;
+  const load = async () => {
     const css = document.createElement("link");
     css.rel = "stylesheet";
     css.href = C3_URLS.css;
     document.head.append(css);
     if (!window.d3) await loadScript(C3_URLS.d3);
     if (!window.c3) await loadScript(C3_URLS.c3);
-  } catch (error) {
-    say("charts-message",
-      `Charts are drawn with C3.js, which could not be loaded (${error.message}). `
-      + `Their data is at ${base}/charts.`, true);
-    return;
-  }
-  const holder = document.getElementById("charts");
-  charts.forEach((config, index) => {
-    const node = document.createElement("div");
-    node.className = "chart";
-    holder.append(node);
+  };
+  const refresh = async () => {
+    let charts;
     try {
-      window.c3.generate({ ...config, bindto: node });
+      charts = await api("GET", `${base}/charts`);
     } catch (error) {
-      node.textContent = `Chart ${index + 1} could not be drawn: ${error.message}`;
+      say("charts-message", `Charts: ${error.message}`, true);
+      return;
     }
-  });
+    const text = JSON.stringify(charts);
+    if (text === drawn) return;
+    drawn = text;
+    if (charts.length) document.getElementById("charts-section").hidden = false;
+    if (!charts.length) {
+      say("charts-message", "No charts.");
+      return;
+    }
+    try {
+      loaded = loaded || load();
+      await loaded;
+    } catch (error) {
+      say("charts-message",
+        `Charts are drawn with C3.js, which could not be loaded (${error.message}). `
+        + `Their data is at ${base}/charts.`, true);
+      return;
+    }
+    say("charts-message", "");
+    const holder = document.getElementById("charts");
+    holder.replaceChildren();
+    charts.forEach((config, index) => {
+      const node = document.createElement("div");
+      node.className = "chart";
+      holder.append(node);
+      try {
+        window.c3.generate({ ...config, bindto: node });
+      } catch (error) {
+        node.textContent = `Chart ${index + 1} could not be drawn: ${error.message}`;
+      }
+    });
+  };
+  return { refresh };
+}
+
+// Live sections -------------------------------------------------------------------------
+
+/** Replace the page's [data-live] sections with fresh ones from the server every few
+ * seconds (home: machines and counts; machine: ledger, queue, current experiments). */
+function refreshLiveSections() {
+  const tick = async () => {
+    if (document.hidden) {
+      setTimeout(tick, PAGE_REFRESH_MS);
+      return;
+    }
+    try {
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+      if (!response.ok || response.redirected) return; // logged out or gone: stop
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      for (const node of document.querySelectorAll("[data-live]")) {
+        const next = fresh.querySelector(`[data-live="${node.dataset.live}"]`);
+        if (next && next.innerHTML !== node.innerHTML) node.replaceWith(document.adoptNode(next));
+      }
+    } catch (ignored) {
+      // A missed refresh is retried at the next tick.
+    }
+    setTimeout(tick, PAGE_REFRESH_MS);
+  };
+  setTimeout(tick, PAGE_REFRESH_MS);
 }
 
 // Machine ----------------------------------------------------------------------------
@@ -538,6 +998,7 @@ function machinePage() {
   const data = pageData();
   const base = `/api/v1/machines/${encodeURIComponent(data.machine_id)}`;
   setupDrain(base);
+  refreshLiveSections();
 }
 
 /** Drain (with an optional reason) or resume the machine, then show the page anew. */

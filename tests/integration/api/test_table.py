@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -107,3 +110,158 @@ def test_a_batch_is_queued_in_the_order_given(client, project) -> None:
     positions = [client.get(f"/api/v1/experiments/{i}").get_json() for i in ids]
     assert [doc["_queue_position"] for doc in positions] == list(range(1, 31))
     assert [doc["_options"]["seed"] for doc in positions] == list(range(30))
+
+
+# Filters, free text, IDs -------------------------------------------------------------
+
+
+@pytest.fixture
+def varied(client, db, project) -> list[str]:
+    """Four experiments: models, optimisers, notes, losses and a custom field differ."""
+    bodies = [
+        options(seed=0, model="cnn.v2", optimiser="adam"),
+        options(seed=1, model="CNN-big", optimiser="sgd"),
+        options(seed=2, model="rnn", optimiser="adam"),
+        options(seed=3, model="mlp", optimiser="rmsprop"),
+    ]
+    ids = client.post(f"/api/v1/projects/{project['_id']}/batch", json=bodies).get_json()["_ids"]
+    extra: list[dict[str, Any]] = [
+        {"_scores": {"loss": 0.4}, "epochs": 10},
+        {"_scores": {"loss": 0.2}, "epochs": 30, "_notes": "the best so far"},
+        {"_scores": {"loss": 0.9}, "epochs": 20, "_notes": "diverged"},
+        {"epochs": 5},
+    ]
+    for experiment_id, fields in zip(ids, extra, strict=True):
+        db["experiments"].update_one({"_id": ObjectId(experiment_id)}, {"$set": fields})
+    return ids
+
+
+def _ids(answer: dict[str, Any]) -> list[str]:
+    return [row["_id"] for row in answer["rows"]]
+
+
+def test_free_text_searches_string_options_and_notes(client, project, varied) -> None:
+    assert _ids(table(client, project, q="cnn")) == [varied[0], varied[1]]  # any case
+    assert _ids(table(client, project, q="BEST")) == [varied[1]]  # notes
+    assert _ids(table(client, project, q="rmsprop")) == [varied[3]]  # an enum option
+    assert _ids(table(client, project, q="cnn.")) == [varied[0]]  # "." is no wildcard
+    assert _ids(table(client, project, q=varied[2])) == [varied[2]]  # an ID
+    assert table(client, project, q="nothing like it")["total"] == 0
+
+
+def test_filters_by_scores_options_and_custom_fields(client, project, varied) -> None:
+    def where(*conditions: str, **query: Any) -> list[str]:
+        url = f"/api/v1/projects/{project['_id']}/experiments/table"
+        answer = client.get(url, query_string={"filter": list(conditions), **query})
+        assert answer.status_code == 200, answer.get_json()
+        return _ids(answer.get_json())
+
+    assert where("_scores.loss<0.5") == [varied[0], varied[1]]
+    assert where("_scores.loss >= 0.4", "_options.optimiser=adam") == [varied[0], varied[2]]
+    assert where("_options.optimiser!=adam") == [varied[1], varied[3]]
+    assert where("_options.seed=2") == [varied[2]]  # a number, read as JSON
+    assert where("_options.L2=false") == varied  # a bool, read as JSON
+    assert where("_options.model~CNN") == [varied[0], varied[1]]
+    assert where("epochs>15", sort="epochs", order="desc") == [varied[1], varied[2]]
+
+
+def test_sorts_by_an_option_and_a_custom_field(client, project, varied) -> None:
+    by_model = table(client, project, sort="_options.model")
+    by_epochs = table(client, project, sort="epochs", order="desc")
+
+    assert [row["_options"]["model"] for row in by_model["rows"]] == [
+        "CNN-big", "cnn.v2", "mlp", "rnn",
+    ]  # fmt: skip
+    assert _ids(by_epochs) == [varied[1], varied[2], varied[0], varied[3]]
+    assert "epochs" not in by_epochs["rows"][0]  # sorted by, not sent
+
+
+def test_ids_answer_only_those_rows(client, db, project, varied) -> None:
+    db["experiments"].update_one({"_id": ObjectId(varied[2])}, {"$set": {"_status": "running"}})
+    url = f"/api/v1/projects/{project['_id']}/experiments/table"
+
+    comma = client.get(f"{url}?ids={varied[2]},{varied[0]}").get_json()
+    repeated = client.get(f"{url}?ids={varied[3]}&ids={varied[2]}&status=running").get_json()
+    other = client.get(f"{url}?ids={ObjectId()}").get_json()
+
+    assert (comma["total"], _ids(comma)) == (2, [varied[0], varied[2]])
+    assert [row["_status"] for row in comma["rows"]] == ["queued", "running"]
+    assert _ids(repeated) == [varied[2]]  # IDs combine with the other filters
+    assert other["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"filter": "_scores.loss"}, "filter is '_scores.loss'; write <field><op><value>"),
+        ({"filter": "$where=1"}, "filter field is '$where'"),
+        ({"filter": "_charts=1"}, "filter field is '_charts'"),
+        ({"ids": "123"}, "ID '123' is not a valid ObjectId"),
+        ({"ids": ",".join(str(ObjectId()) for _ in range(501))}, "ask for at most 500"),
+        ({"q": "x" * 201}, "q has 201 characters; use at most 200"),
+        ({"sort": "_options."}, "sort is '_options.'"),
+    ],
+)
+def test_a_bad_filter_is_a_400(client, project, query, message) -> None:
+    for route in ("experiments/table", "experiments.csv"):
+        answer = client.get(f"/api/v1/projects/{project['_id']}/{route}", query_string=query)
+        assert answer.status_code == 400
+        assert message in answer.get_json()["error"]
+
+
+# CSV ---------------------------------------------------------------------------------
+
+
+def _csv(client, project: dict[str, Any], **query: Any) -> list[list[str]]:
+    answer = client.get(f"/api/v1/projects/{project['_id']}/experiments.csv", query_string=query)
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/csv"
+    assert answer.is_streamed
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="mnist-experiments.csv"'
+    return list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+
+
+def test_csv_streams_the_whole_filtered_set(client, db, project, varied) -> None:
+    start = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    db["experiments"].update_one(
+        {"_id": ObjectId(varied[1])},
+        {"$set": {"_started": start, "_finished": start + timedelta(seconds=90.5)}},
+    )
+
+    lines = _csv(client, project, sort="_scores.loss", order="desc", filter="_scores.loss<0.95")
+
+    assert lines[0] == [
+        "_id", "status", "seed", "model", "batchSize", "optimiser", "learningRate", "L2",
+        "loss", "duration",
+    ]  # fmt: skip
+    assert [line[0] for line in lines[1:]] == [varied[2], varied[0], varied[1]]
+    assert lines[3] == [varied[1], "queued", "1", "CNN-big", "64", "sgd", "0.01", "false", "0.2",
+                        "90.500"]  # fmt: skip
+    assert lines[1][-1] == ""  # not finished: no duration
+
+
+def test_csv_is_every_row_not_one_page(client, project) -> None:
+    bodies = [options(seed=seed) for seed in range(120)]
+    client.post(f"/api/v1/projects/{project['_id']}/batch", json=bodies)
+
+    lines = _csv(client, project, status="queued")
+
+    assert len(lines) == 121
+    assert [int(line[2]) for line in lines[1:]] == list(range(120))
+
+
+def test_csv_cells_cannot_become_formulas(client, db, project) -> None:
+    answer = client.post(
+        f"/api/v1/projects/{project['_id']}/experiment?queue=true",
+        json=options(model='=HYPERLINK("http://x")', seed=-3),
+    )
+    experiment_id = answer.get_json()["_id"]
+    db["experiments"].update_one(
+        {"_id": ObjectId(experiment_id)}, {"$set": {"_scores": {"model": "@sum", "f1": -0.5}}}
+    )
+
+    header, row = _csv(client, project)
+
+    assert header[-4:] == ["L2", "_scores.model", "f1", "duration"]  # a score named as an option
+    assert row[2:4] == ["-3", '\'=HYPERLINK("http://x")']
+    assert row[-3:-1] == ["'@sum", "-0.5"]

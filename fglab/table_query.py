@@ -1,0 +1,160 @@
+"""What an experiments-table request asks for, as a MongoDB filter: pure, no I/O.
+
+The table route and the CSV export read the same query parameters; this module turns
+them into one filter document, so both always agree on which experiments match. Field
+names come from researchers (score and option names), so each is checked against a
+pattern before it reaches MongoDB: no ``$`` operators, no empty path parts.
+
+Free text (`q`) is a case-insensitive regex, escaped, over the project's string and enum
+options and the notes (and the ID, when `q` is one). An unanchored regex cannot use an
+index: MongoDB reads every experiment of the project (found through the ``_project_id``
+index) and tests a handful of short strings in each, so its cost grows linearly with the
+project; the page then counts the matches the same way. That is fine for tens of
+thousands of experiments a project; for far more, a text index (``$text``) over the same
+fields is the way. Conditions on scores and options also scan unless a sort on that
+field made its index (`Store._sort_index`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+#: Fields a table sorts and filters by as they are.
+PLAIN_FIELDS = ("_created", "_started", "_finished", "_status", "_id", "_machine_id")
+#: A score or option: ``_scores.loss``, ``_options.lr``.
+_NESTED = re.compile(r"^_(scores|options)\.[^.$\0]{1,200}$")
+#: A custom field written by the program: ``accuracy`` or ``Framework.Version``.
+_CUSTOM = re.compile(r"^[^_.$\0][^.$\0]{0,199}(\.[^.$\0]{1,200}){0,3}$")
+#: ``<field> <op> <value>``; the longest operators first so ``<=`` is not read as ``<``.
+_CONDITION = re.compile(
+    r"^\s*(?P<field>[^<>=!~\s][^<>=!~]*?)\s*(?P<op><=|>=|!=|=|<|>|~)\s*(?P<value>.*?)\s*$"
+)
+_OPERATORS = {"=": "$eq", "!=": "$ne", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+#: The most IDs one request may ask for (a page's visible rows).
+MAX_IDS = 500
+MAX_TEXT = 200
+
+
+class QueryError(ValueError):
+    """A table query parameter that cannot be used; the message names it and says why."""
+
+
+def check_field(name: str, what: str = "field") -> str:
+    """`name` when a table may sort or filter by it; QueryError otherwise."""
+    if name in PLAIN_FIELDS or _NESTED.match(name) or _CUSTOM.match(name):
+        return name
+    raise QueryError(
+        f"{what} is {name!r}; use one of {', '.join(PLAIN_FIELDS)}, "
+        "_scores.<name>, _options.<name> or a custom field name"
+    )
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One filter: `field` compared with `value` by `op` (``=``, ``<``, ``~`` for contains...)."""
+
+    field: str
+    op: str
+    value: Any
+
+    def to_mongo(self) -> dict[str, Any]:
+        if self.op == "~":
+            return {self.field: {"$regex": re.escape(str(self.value)), "$options": "i"}}
+        return {self.field: {_OPERATORS[self.op]: self.value}}
+
+
+def parse_condition(text: str) -> Condition:
+    """``_scores.loss<0.5``, ``_options.optimiser=adam``, ``model~cnn`` as a Condition.
+
+    The value is read as JSON when it is JSON (numbers, true/false, null, "quoted"),
+    else as text. Raises QueryError naming the condition.
+    """
+    match = _CONDITION.match(text)
+    if match is None:
+        raise QueryError(
+            f"filter is {text!r}; write <field><op><value> with op one of "
+            "=, !=, <, <=, >, >=, ~ (contains), e.g. _scores.loss<0.5"
+        )
+    name = check_field(match["field"], "filter field")
+    raw = match["value"]
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, dict | list):
+        value = raw
+    if match["op"] == "~" and not isinstance(value, str):
+        value = raw
+    if name == "_id":
+        value = _object_id(value)
+    return Condition(name, match["op"], value)
+
+
+@dataclass(frozen=True)
+class TableQuery:
+    """Which of a project's experiments a table or an export shows."""
+
+    statuses: Collection[str] = ()
+    text: str = ""
+    conditions: Sequence[Condition] = ()
+    ids: Sequence[ObjectId] | None = None
+    #: Options whose values are strings (string and enum types): what `text` searches.
+    text_options: Sequence[str] = field(default=())
+
+    def to_mongo(self, project_id: ObjectId) -> dict[str, Any]:
+        """The filter document: every part must hold. Project, statuses and IDs stay at
+        the top level, where a query planner sees them; conditions go under ``$and``, as
+        two of them may name one field."""
+        query: dict[str, Any] = {"_project_id": project_id}
+        if self.statuses:
+            query["_status"] = {"$in": sorted(self.statuses)}
+        if self.ids is not None:
+            query["_id"] = {"$in": list(self.ids)}
+        if self.text:
+            query["$or"] = self._text_matches()
+        if self.conditions:
+            query["$and"] = [condition.to_mongo() for condition in self.conditions]
+        return query
+
+    def _text_matches(self) -> list[dict[str, Any]]:
+        pattern = {"$regex": re.escape(self.text), "$options": "i"}
+        fields = ["_notes", *(f"_options.{name}" for name in self.text_options)]
+        matches: list[dict[str, Any]] = [{name: pattern} for name in fields]
+        if ObjectId.is_valid(self.text):
+            matches.append({"_id": ObjectId(self.text)})
+        return matches
+
+
+def text_options(schema: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The options free text searches: those whose values are strings."""
+    return [name for name, spec in schema.items() if spec.get("type") in {"string", "enum"}]
+
+
+def parse_ids(values: Sequence[str]) -> list[ObjectId]:
+    """IDs given as repeated parameters or comma-separated, at most `MAX_IDS`."""
+    ids = [
+        _object_id(part.strip()) for value in values for part in value.split(",") if part.strip()
+    ]
+    if len(ids) > MAX_IDS:
+        raise QueryError(f"ids has {len(ids)} IDs; ask for at most {MAX_IDS} at a time")
+    return ids
+
+
+def check_text(value: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise QueryError(f"q has {len(value)} characters; use at most {MAX_TEXT}")
+    return value.strip()
+
+
+def _object_id(value: object) -> ObjectId:
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        raise QueryError(f"ID {value!r} is not a valid ObjectId (24 hex digits)") from None
