@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -170,10 +171,14 @@ def stack(mongo_uri: str, redis_url: str, tmp_path_factory) -> Iterator[Stack]:
     fleet = Fleet(settings, root / "fleet")
     name = machine_name()
     try:
-        _, url = _start_web(fleet)
-        fleet.start_scheduler()
-        fleet.start_machine(name, {}, concurrency=8)
-        wait_for(live(db, name), 60, f"machine {name} to send its first heartbeat")
+        try:
+            _, url = _start_web(fleet)
+            fleet.start_scheduler()
+            fleet.start_machine(name, {}, concurrency=8)
+            wait_for(live(db, name), 60, f"machine {name} to send its first heartbeat")
+        except AssertionError:
+            fleet.print_logs()  # pytest shows them with the setup error
+            raise
         yield Stack(url, db, store, fleet, name, root, {})
     finally:
         fleet.stop_all()
@@ -249,7 +254,10 @@ def open_page(
     yield open_
     if contexts and contexts[-1].pages:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-        contexts[-1].pages[-1].screenshot(path=str(screenshots / f"{name}.png"))
+        try:
+            contexts[-1].pages[-1].screenshot(path=str(screenshots / f"{name}.png"))
+        except PlaywrightError as e:  # an artifact, not a check: a crashed page has none
+            print(f"no screenshot for {request.node.name}: {e}")
     for context in contexts:
         context.close()
 
@@ -266,7 +274,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
-    if report.failed and call.when == "call" and isinstance(stack, Stack):
+    if report.failed and call.when in ("setup", "call") and isinstance(stack, Stack):
         for process in stack.fleet.processes:
             report.sections.append((f"{process.name} log", process.output()[-4000:]))
 
