@@ -122,6 +122,14 @@ class Fleet:
             command += ["-B", "-s", str(self.root / "beat-schedule")]
         return self._start("scheduler", command, settings_env(self.settings))
 
+    def start_web(self, port: int, password: str | None = None) -> Process:
+        """FGLab's web server as ``fglab web`` serves it (waitress), on 127.0.0.1:`port`."""
+        env = settings_env(self.settings, FGLAB_HOST="127.0.0.1", FGLAB_PORT=port)
+        env.pop("PASSWORD", None)
+        if password is not None:
+            env["PASSWORD"] = password
+        return self._start("web", [sys.executable, "-m", "fglab.cli", "web"], env)
+
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> Process:
         log = self.root / f"{name}-{len(self.processes)}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
