@@ -169,11 +169,14 @@ end
 
 -- Keep both keys alive a little past their newest lease, never shortening them: another
 -- ledger with a longer ttl may have written a lease that outlives ours.
+-- GT extends an expiry and never shortens it: one command a key on the common path; only
+-- a key without an expiry yet (GT treats it as infinite) needs the PTTL and a plain one.
 local function keep(ttl)
   local ms = math.ceil(ttl * 1000) + 1000
   for _, k in ipairs({lease_key, exp_key}) do
-    local cur = redis.call('PTTL', k)
-    if cur ~= -2 and cur < ms then redis.call('PEXPIRE', k, ms) end
+    if redis.call('PEXPIRE', k, ms, 'GT') == 0 and redis.call('PTTL', k) == -1 then
+      redis.call('PEXPIRE', k, ms)
+    end
   end
 end
 """

@@ -276,6 +276,20 @@ def test_keys_and_stored_format(redis_client: Redis) -> None:
     assert 0 < redis_client.pttl(f"t:lease-exp:{M}") <= 31_000
 
 
+def test_a_shorter_ttl_never_shortens_the_keys_expiry(redis_client: Redis) -> None:
+    long_lived = Ledger(redis_client, ttl=300, prefix="t")
+    assert long_lived.reserve(M, "slow", 0.25) is not None
+    assert Ledger(redis_client, ttl=5, prefix="t").reserve(M, "quick", 0.25) is not None
+    for key in (f"t:lease:{M}", f"t:lease-exp:{M}"):
+        assert 299_000 < redis_client.pttl(key) <= 301_000
+
+
+def test_a_key_without_expiry_gets_one(redis_client: Redis) -> None:
+    redis_client.zadd(f"t:lease-exp:{M}", {"stale": 1.0})  # written without an expiry
+    assert Ledger(redis_client, ttl=30, prefix="t").reserve(M, "a", 0.25) is not None
+    assert 0 < redis_client.pttl(f"t:lease-exp:{M}") <= 31_000
+
+
 def test_lease_without_expiry_is_not_live(redis_client: Redis) -> None:
     ledger = Ledger(redis_client)
     raw = json.dumps({"token": "x", "cpu": MICRO, "gpu": None, "gpu_share": 0})
