@@ -21,19 +21,23 @@ from tasks.lifetime import die_with_parent
 
 
 def _engine(kind: str, path: str | None):
+    """The storage engine, without mongoeco's default cap of 50,000 documents through a
+    ``$group`` or a count (past it MongoDB answers; mongoeco asks for allowDiskUse, which
+    ``count_documents`` cannot pass, so a 100,000-experiment project could not be counted).
+    """
     from fglab.embedded import patches
 
     patches.apply()
     if kind == "memory":
         from mongoeco.engines.memory import MemoryEngine
 
-        return MemoryEngine()
+        return MemoryEngine(aggregation_materialization_limit=None)
     from mongoeco.engines.sqlite import SQLiteEngine
 
     if not path:
         raise SystemExit("--path is needed with --engine sqlite")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(path)
+    return SQLiteEngine(path, aggregation_materialization_limit=None)
 
 
 async def _serve(host: str, port: int, kind: str, path: str | None) -> None:

@@ -33,3 +33,12 @@ def test_other_ids_keep_the_scan(document_id):
 def test_off_switch(monkeypatch):
     monkeypatch.setenv("FGLAB_EMBEDDED_PATCHES", "0")
     assert patches.apply() is False
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_the_engines_count_past_fifty_thousand_documents(kind, tmp_path):
+    """mongoeco caps a $group (and so count_documents) at 50,000 documents by default."""
+    from fglab.embedded.mongo import _engine
+
+    engine = _engine(kind, str(tmp_path / "count.sqlite"))
+    assert engine.aggregation_cost_policy is None
