@@ -17,8 +17,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bson import ObjectId
 
 from bench.systems import Ours
 from tasks.states import TERMINAL
@@ -57,15 +60,26 @@ def stamp_args(stamps: Path) -> list[str]:
     return ["-S", "-c", STAMP, str(stamps)]
 
 
+#: The stages of one submit, between the record's timestamps (``before`` is the HTTP call).
+STAGES = (
+    ("HTTP submit: validate, place", "before", "_created"),
+    ("store, send, worker takes it, claim", "_created", "_claimed"),
+    ("confirm lease, launch, record start", "_claimed", "_started"),
+    ("program start-up (as with Popen)", "_started", "stamp"),
+)
+
+
 def fglab_submit_to_start(
     ours: Ours, project: Mapping[str, Any], stamps: Path, runs: int
-) -> list[float]:
-    """Seconds from before ``POST .../experiment`` to the program's start, one at a time.
+) -> tuple[list[float], dict[str, list[float]]]:
+    """Seconds from before ``POST .../experiment`` to the program's start, one at a time,
+    and the same time split into `STAGES` (seconds each, from the record's timestamps).
 
     Each experiment ends before the next is sent, so the worker is idle every time; one
     more run first warms up the route and the worker, and is not counted.
     """
     samples: list[float] = []
+    stages: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
     for index in range(runs + 1):
         before = time.time()
         experiment_id = submit(ours.client, project, queue=True)
@@ -78,7 +92,20 @@ def fglab_submit_to_start(
         )
         if index:
             samples.append(started - before)
-    return samples
+            doc = ours.db["experiments"].find_one({"_id": ObjectId(experiment_id)})
+            moments: dict[str, float | None] = {"before": before, "stamp": started}
+            for field in ("_created", "_claimed", "_started"):
+                moments[field] = _seconds(doc.get(field))
+            for name, start, end in STAGES:
+                if moments[start] is not None and moments[end] is not None:
+                    stages[name].append(moments[end] - moments[start])
+    return samples, stages
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _ended(ours: Ours, experiment_id: str) -> Callable[[], bool]:

@@ -12,7 +12,7 @@ import re
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,7 +121,7 @@ def throughput_operations_latency(services: Services, sizes: Sizes, report: Repo
             mine = fglab.load(load_id, n, launches)
         mine = replace(mine, counts=box[0])
         logger.info("FGLab: %d submit -> first line runs on an idle worker", sizes.latency_runs)
-        submitted = latency.fglab_submit_to_start(
+        submitted, stages = latency.fglab_submit_to_start(
             fglab, fglab.store.get_project(timing_id), stamps, sizes.latency_runs
         )
     logger.info("baseline: draining %d tasks over %d Celery workers", n, WORKERS)
@@ -137,9 +137,11 @@ def throughput_operations_latency(services: Services, sizes: Sizes, report: Repo
     report.rows += _throughput_rows(mine, theirs)
     report.rows += _operation_rows(mine, theirs)
     report.rows += _latency_rows(submitted, direct, launched, plain_popen, rss)
+    report.rows += _stage_rows(stages)
     report.raw["throughput"] = {"fglab": _raw(mine), "baseline": _raw(theirs)}
     report.raw["latency_s"] = {
         "fglab_submit_to_start": list(submitted),
+        "stages": stages,
         "popen_to_start": list(direct),
         "launch": list(launched),
         "popen_true": list(plain_popen),
@@ -306,6 +308,15 @@ def _latency_rows(
         )
     )
     return rows
+
+
+def _stage_rows(stages: Mapping[str, Sequence[float]]) -> list[Row]:
+    """Where FGLab's submit -> start goes, stage by stage (medians; the record's clocks)."""
+    return [
+        Row("3 latency", f"  {name}, p50", f"{1000 * statistics.median(values):.1f} ms", "", "")
+        for name, values in stages.items()
+        if values
+    ]
 
 
 # --- 4: growth ------------------------------------------------------------------------------

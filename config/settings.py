@@ -56,6 +56,17 @@ def _positive_float(name: str, raw: str) -> float:
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _switch(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise SettingsError(f"{name}={raw!r} is not a switch; use 1 or 0")
+    return value in _TRUE
+
+
 def _url(*schemes: str) -> Callable[[str, str], str]:
     def parse(name: str, raw: str) -> str:
         value = raw.strip()
@@ -125,6 +136,8 @@ class Settings:
     gpu_busy_bytes: int = 512 * 1024 * 1024
     #: First delay in seconds between webhook delivery attempts (doubles each time).
     webhook_backoff: float = 2.0
+    #: Celery task events from the start (Flower turns them on anyway when it runs).
+    task_events: bool = False
 
     def with_changes(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed (tests and `fglab up`)."""
@@ -200,6 +213,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_DRAIN_WINDOW": ("drain_window", _positive_float),
     "FGLAB_GPU_BUSY_BYTES": ("gpu_busy_bytes", _int_in(0)),
     "FGLAB_WEBHOOK_BACKOFF": ("webhook_backoff", _positive_float),
+    "FGLAB_TASK_EVENTS": ("task_events", _switch),
 }
 
 

@@ -24,8 +24,11 @@ def create_celery(settings: Settings, main: str) -> Celery:
         result_backend=None,
         task_acks_late=False,
         worker_prefetch_multiplier=1,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Task events (a PUBLISH per task and state) are for monitoring: Flower turns
+        # them on in every worker when it starts (its --enable_events, the default), so
+        # a fleet nobody watches does not pay for them. FGLAB_TASK_EVENTS=1 keeps them on.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout},
         task_default_queue=SERVER_QUEUE,

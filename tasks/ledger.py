@@ -264,9 +264,10 @@ _CONFIRM = (
     + """
 local owner, token, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = now_s()
-purge(now)
+-- No purge: only this lease matters, and its own expiry says whether it is live.
 local raw = redis.call('HGET', lease_key, owner)
-if not raw or not redis.call('ZSCORE', exp_key, owner) then return 0 end
+local expiry = redis.call('ZSCORE', exp_key, owner)
+if not raw or not expiry or tonumber(expiry) <= now then return 0 end
 if cjson.decode(raw).token ~= token then return 0 end
 redis.call('ZADD', exp_key, fmt(now + ttl), owner)
 keep(ttl)
@@ -274,18 +275,17 @@ return 1
 """
 )
 
-# ARGV: owner, token ('' for any). Returns 1 when a live lease was removed, else 0.
+# ARGV: owner, token ('' for any). Returns 1 when the lease was there and is removed, else 0.
 _RELEASE = (
     _PRELUDE
     + """
 local owner, token = ARGV[1], ARGV[2]
-purge(now_s())
+-- No purge: removing one lease needs no clock; expired ones go at the next reserve.
 local raw = redis.call('HGET', lease_key, owner)
 if not raw then return 0 end
 if token ~= '' and cjson.decode(raw).token ~= token then return 0 end
 redis.call('HDEL', lease_key, owner)
-redis.call('ZREM', exp_key, owner)
-return 1
+return redis.call('ZREM', exp_key, owner)
 """
 )
 
@@ -459,7 +459,8 @@ class Ledger:
     def release(self, machine: str, owner: str, token: str | None = None) -> bool:
         """Remove ``owner``'s lease (only if ``token`` matches, when given).
 
-        Returns True if a live lease was removed; releasing twice is harmless.
+        Returns True if the lease was there (an expired one not yet purged counts) and is
+        now removed; releasing twice is harmless.
         """
         keys = self._keys(machine)
         return bool(self._release(keys=keys, args=[owner, token or ""]))

@@ -387,3 +387,13 @@ def test_expiries_say_when_each_lease_ends_by_redis_time(ledger: Ledger) -> None
         assert now < expiry <= now + ledger.ttl
     assert ledger.expiries("other-machine") == {}
     assert ledger.owners(M) == {"a", "b"}  # reading takes and renews nothing
+
+
+def test_an_expired_lease_is_not_confirmed_before_anything_purges_it(
+    redis_client: Redis,
+) -> None:
+    ledger = Ledger(redis_client, ttl=30, prefix="t")
+    lease = ledger.reserve(M, "late", 0.25)
+    assert lease is not None
+    redis_client.zadd(f"t:lease-exp:{M}", {"late": 1.0})  # its expiry long past
+    assert ledger.confirm(M, "late", lease.token) is False
