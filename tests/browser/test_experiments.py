@@ -140,9 +140,11 @@ def test_a_long_series_is_drawn_from_a_thousand_points(
 ) -> None:
     experiment_id = stack.submit(project, mode="bigchart", points=100_000)
     stack.wait_status(experiment_id, "success")
-    page = open_page(f"/experiments/{experiment_id}")
+    # Listen before the page loads: a reload raced the first load's /charts answer, whose
+    # body is gone once that page is navigated away from.
+    page = open_page("about:blank")
     with page.expect_response(re.compile(r"/charts$")) as answer:
-        page.reload()
+        page.goto(f"/experiments/{experiment_id}")
     sent = answer.value.json()
     columns = {column[0]: column[1:] for column in sent[0]["data"]["columns"]}
     assert len(columns["loss"]) == 1000
@@ -235,7 +237,9 @@ def test_a_grid_search_of_six_makes_six_rows(
 
     page.reload()
     page.get_by_role("tab", name="Experiments").click()
-    rows = page.locator("tbody tr").filter(has=page.locator('a[href^="/experiments/"]'))
+    rows = page.get_by_test_id("experiments-table").locator("tbody tr[data-id][data-status]")
     expect(rows).to_have_count(6)
     for doc in docs:
-        expect(rows.filter(has_text=str(doc["_id"]))).to_contain_text("success")
+        row = rows.and_(page.locator(f'[data-id="{doc["_id"]}"]'))
+        expect(row).to_have_attribute("data-status", "success")
+        expect(row.get_by_role("link", name=str(doc["_id"]))).to_be_visible()
