@@ -613,7 +613,7 @@ function setupExperimentsTable(data) {
 }
 
 const ACTIVE_STATUSES = new Set(["queued", "dispatched", "claimed", "running"]);
-const TERMINAL_STATUSES = new Set(["success", "fail", "killed", "timeout", "cancelled", "lost"]);
+const TERMINAL_STATUSES = new Set(["success", "fail", "killed", "timeout", "cancelled", "lost", "pruned"]);
 
 /** The table's state from the page's URL (?sort=&order=&status=&q=&filter=&offset=&limit=). */
 function readTableState(data) {
