@@ -16,6 +16,7 @@ from config import Settings, load_settings
 from fglab.broker import Broker
 from fglab.maintenance import quiet_sweep_lines, sweep
 from fglab.scheduler import Scheduler, connect_scheduler
+from fglab.sweeps.driver import SweepDriver
 from fglab.webhooks import (
     MAX_RETRIES,
     DeliveryFailed,
@@ -44,6 +45,9 @@ def create_jobs_app(settings: Settings) -> Celery:
             holder["scheduler"] = connect_scheduler(settings, broker)
         return holder["scheduler"]
 
+    def sweeps() -> SweepDriver:
+        return SweepDriver(scheduler())
+
     @app.task(name=DISPATCH, send_events=False)
     def dispatch() -> int:
         """Dispatch queued experiments now (room freed, a machine appeared)."""
@@ -51,13 +55,20 @@ def create_jobs_app(settings: Settings) -> Celery:
 
     # Internal tasks send no monitoring events: Flower follows the experiments' runs.
     @app.task(name=EXPERIMENT_EVENT, send_events=False)
-    def experiment_event(experiment_id: str, event: str, hooks: bool = True) -> int:
-        """An experiment started or finished: fire its webhooks (`hooks`: some wait);
-        dispatch what waits."""
+    def experiment_event(
+        experiment_id: str, event: str, hooks: bool = True, step: int | None = None
+    ) -> int:
+        """An experiment started, finished, or (a sweep's trial) reported a new `step`:
+        fire its webhooks (`hooks`: some wait); judge a trial's progress; when one ended,
+        make its sweep's next trial and dispatch what waits."""
+        if event == "progress":
+            sweeps().judge(ObjectId(experiment_id))
+            return 0
         if hooks:
             for hook_id in hooks_for(scheduler().store, experiment_id, event):
                 broker.deliver_webhook(str(hook_id))
         if event == "finished":
+            sweeps().trial_ended(ObjectId(experiment_id))
             return scheduler().dispatch_queued()
         return 0
 
@@ -88,8 +99,10 @@ def create_jobs_app(settings: Settings) -> Celery:
 
     @app.task(name=SWEEP)
     def periodic_sweep() -> dict[str, Any]:
-        """Requeue lost messages, mark dead machines' experiments lost, dispatch."""
+        """Requeue lost messages, mark dead machines' experiments lost, advance the
+        hyperparameter sweeps, dispatch."""
         report = sweep(scheduler())
+        report["trials"] = sweeps().advance_all()
         report["dispatched"] = scheduler().dispatch_queued()
         return report
 

@@ -297,6 +297,16 @@ class Scheduler:
             raise Conflict(f"Experiment {experiment_id} has already ended ({doc['_status']})")
         return doc
 
+    def prune(self, experiment_id: ObjectId, reason: str, step: int) -> bool:
+        """Stop a sweep's trial early: it is stopped as a kill is (TERM, grace, KILL) and
+        ends ``pruned`` with `reason`. False when it no longer runs or is already being
+        pruned."""
+        doc = self.store.request_prune(experiment_id, reason, step)
+        if doc is None:
+            return False
+        self._tell_machine(doc)
+        return True
+
     def _tell_machine(self, doc: Mapping[str, Any]) -> None:
         """Hurry a kill request to its machine (its heartbeat would find it anyway)."""
         if self.redis is None or not doc.get("_machine_id"):

@@ -25,7 +25,16 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MAX_COMBINATIONS", "MAX_EVALUATIONS", "SearchError", "grid", "random_search"]
+__all__ = [
+    "MAX_COMBINATIONS",
+    "MAX_EVALUATIONS",
+    "Axis",
+    "Range",
+    "SearchError",
+    "axes",
+    "grid",
+    "random_search",
+]
 
 MAX_COMBINATIONS = 10_000
 MAX_EVALUATIONS = 10_000
@@ -38,7 +47,7 @@ class SearchError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Range:
+class Range:
     """A numeric field's range; ``low``/``high`` are exponents when ``base`` is set."""
 
     kind: str
@@ -65,7 +74,7 @@ class _Range:
         return point if self.base is None else self.base**point
 
 
-_Axis = _Range | list
+Axis = Range | list
 
 
 def grid(schema: Mapping[str, Mapping], spec: Mapping[str, Mapping]) -> list[dict]:
@@ -74,16 +83,16 @@ def grid(schema: Mapping[str, Mapping], spec: Mapping[str, Mapping]) -> list[dic
     Raises :class:`SearchError` for a bad spec or a grid of more than
     :data:`MAX_COMBINATIONS` option sets.
     """
-    axes = _axes(schema, spec)
-    values = [axis.values() if isinstance(axis, _Range) else axis for axis in axes.values()]
+    by_field = axes(schema, spec)
+    values = [axis.values() if isinstance(axis, Range) else axis for axis in by_field.values()]
     size = math.prod(len(v) for v in values)
     if size > MAX_COMBINATIONS:
-        sizes = " x ".join(f"{name} {len(v):,}" for name, v in zip(axes, values, strict=True))
+        sizes = " x ".join(f"{name} {len(v):,}" for name, v in zip(by_field, values, strict=True))
         raise SearchError(
             f"grid search makes {size:,} option sets ({sizes}); the limit is "
             f"{MAX_COMBINATIONS:,}: use fewer steps or values, or random search"
         )
-    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*values)]
+    return [dict(zip(by_field, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 def random_search(
@@ -105,26 +114,28 @@ def random_search(
         raise SearchError(
             f"evaluations is {evaluations!r}; use a whole number from 1 to {MAX_EVALUATIONS:,}"
         )
-    axes = _axes(schema, spec)
+    by_field = axes(schema, spec)
     return [
         {
-            name: axis.draw(rng) if isinstance(axis, _Range) else rng.choice(axis)
-            for name, axis in axes.items()
+            name: axis.draw(rng) if isinstance(axis, Range) else rng.choice(axis)
+            for name, axis in by_field.items()
         }
         for _ in range(evaluations)
     ]
 
 
-def _axes(schema: Mapping[str, Mapping], spec: object) -> dict[str, _Axis]:
+def axes(schema: Mapping[str, Mapping], spec: object) -> dict[str, Axis]:
+    """Each schema field's values to try: a :class:`Range`, or a list of choices (a field
+    the spec leaves out: its default alone). Raises :class:`SearchError` for a bad spec."""
     if not isinstance(spec, Mapping):
         raise SearchError(f"search spec must be an object of field -> settings, got {spec!r}")
     for name in spec:
         if name not in schema:
             raise SearchError(f"search spec names {name!r}, which is not in the project schema")
-    axes: dict[str, _Axis] = {}
+    found: dict[str, Axis] = {}
     for name, field in schema.items():
         if name not in spec:
-            axes[name] = [field["default"]]
+            found[name] = [field["default"]]
             continue
         settings = spec[name]
         if not isinstance(settings, Mapping):
@@ -133,13 +144,13 @@ def _axes(schema: Mapping[str, Mapping], spec: object) -> dict[str, _Axis]:
             )
         kind = field["type"]
         if kind in ("int", "float"):
-            axes[name] = _number_range(name, kind, settings)
+            found[name] = _number_range(name, kind, settings)
         else:
-            axes[name] = _choices(name, field, settings)
-    return axes
+            found[name] = _choices(name, field, settings)
+    return found
 
 
-def _number_range(name: str, kind: str, settings: Mapping) -> _Range:
+def _number_range(name: str, kind: str, settings: Mapping) -> Range:
     for key in settings:
         if key not in _NUMBER_KEYS:
             raise SearchError(
@@ -163,7 +174,7 @@ def _number_range(name: str, kind: str, settings: Mapping) -> _Range:
         )
     scale = settings.get("scale", "linear")
     if scale == "linear":
-        return _Range(kind, low, high, steps, None)
+        return Range(kind, low, high, steps, None)
     if scale != "log":
         raise SearchError(f"search spec for {name!r}: scale is {scale!r}; use 'linear' or 'log'")
     base = _number(name, "base", settings.get("base", 10))
@@ -171,7 +182,7 @@ def _number_range(name: str, kind: str, settings: Mapping) -> _Range:
         raise SearchError(f"search spec for {name!r}: base is {base!r}; use a number > 0, not 1")
     if low <= 0:
         raise SearchError(f"search spec for {name!r}: log scale needs min > 0, got min {low!r}")
-    return _Range(kind, math.log(low, base), math.log(high, base), steps, base)
+    return Range(kind, math.log(low, base), math.log(high, base), steps, base)
 
 
 def _number(name: str, key: str, value: object) -> float:

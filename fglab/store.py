@@ -1,5 +1,5 @@
 """The one place FGLab speaks pymongo and GridFS: projects, experiments, machines, webhooks,
-tokens and files.
+tokens, files, and (through `SweepRecord`, ``store.sweeps``) sweeps.
 
 Its collections are its own: pages, routes, the scheduler and the sweep call its methods.
 Status moves and machine writes are the shared records' (`tasks.experiments`,
@@ -24,7 +24,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from fglab.errors import BadRequest, Conflict, NotFound
-from tasks import experiments, machines
+from fglab.sweeps.record import SweepRecord
+from tasks import experiments, history, machines
 from tasks.experiments import Reservation
 from tasks.fields import LARGE_REF_KEY, resolve_large_fields
 from tasks.files import delete_files, put_experiment_file
@@ -66,6 +67,8 @@ class Store:
         self._files = db["fs.files"]
         self._bucket = GridFSBucket(db)
         self._sort_indexes: set[str] = {"_created"}
+        #: The sweep record (its own module: it owns every write of a sweep).
+        self.sweeps = SweepRecord(db)
 
     def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on (idempotent)."""
@@ -79,6 +82,9 @@ class Store:
         # single-field indexes only, and without this one every dispatch pass and sweep
         # read the whole collection (bench/bench_store_scale.py, docs/mongoeco-scaling.md).
         self._experiments.create_index("_status")
+        self._experiments.create_index(experiments.SWEEP)
+        self.sweeps.ensure_indexes()
+        history.ensure_indexes(self._db)
         self._webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
         self._files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
         self._files.create_index("metadata.project")
@@ -353,12 +359,56 @@ class Store:
     def delete_experiment(self, experiment_id: object) -> None:
         oid = object_id(experiment_id, "Experiment ID")
         delete_files(self._db, {"metadata.experiment": oid})
+        history.delete(self._db, [oid])
         if self._experiments.delete_one({"_id": oid}).deleted_count == 0:
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
 
     def delete_project_experiments(self, project_id: ObjectId) -> int:
         delete_files(self._db, {"metadata.project": project_id})
         return self._experiments.delete_many({"_project_id": project_id}).deleted_count
+
+    # Sweeps' trials and progress ----------------------------------------------------
+
+    def new_trial(
+        self,
+        project_id: ObjectId,
+        options: Mapping[str, Any],
+        experiment_id: ObjectId,
+        sweep_id: ObjectId,
+        number: int,
+    ) -> bool:
+        """Store a sweep's trial, queued, under the ID its claim chose; False when it
+        already exists (made by another pass), so making a trial twice is harmless."""
+        extra = {experiments.SWEEP: sweep_id, experiments.TRIAL: number}
+        try:
+            experiments.insert(
+                self._db, project_id, options, experiment_id=experiment_id, extra=extra
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def sweep_trials(self, sweep_id: ObjectId) -> list[dict[str, Any]]:
+        """A sweep's trials, by trial number: what the sweep's views and decisions read."""
+        fields = dict.fromkeys(
+            (
+                "_trial", "_options", "_status", "_scores", "_exit", "_waiting", "_prune",
+                "_project_id", "_started", "_finished",
+            ),
+            1,
+        )  # fmt: skip
+        cursor = self._experiments.find({experiments.SWEEP: sweep_id}, fields)
+        return sorted(cursor, key=lambda doc: doc["_trial"])
+
+    def history(self, experiment_id: object) -> list[dict[str, Any]]:
+        """An experiment's reported (step, scores) points, oldest step first."""
+        return history.points(self._db, object_id(experiment_id, "Experiment ID"))
+
+    def histories(self, experiment_ids: Collection[ObjectId]) -> dict[ObjectId, list[dict]]:
+        return history.points_of(self._db, experiment_ids)
+
+    def request_prune(self, experiment_id: ObjectId, reason: str, step: int) -> dict | None:
+        return experiments.request_prune(self._db, experiment_id, reason, step)
 
     # Status moves (the rules live in tasks.experiments) ------------------------------
 

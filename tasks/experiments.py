@@ -57,16 +57,23 @@ LOG = "_log"  # the kept log: {"file_id", "bytes", "cut_bytes"}
 REAPED = "_reaped"  # a restarted worker dealt with the run's process group
 RESULT_NOTES = "_result_notes"  # problems with the results folder
 HOOKS = "_hooks"  # the events ("started", "finished") that have webhooks
+SWEEP = "_sweep"  # the sweep this experiment is a trial of
+TRIAL = "_trial"  # its trial number in that sweep, from 0
+PRUNE = "_prune"  # a sweep's request to stop it early: {"reason", "step"}
+STEP = "_step"  # the last step the program reported with its scores
 
 #: Every field name of the record, pinned by the contract tests.
 FIELDS = (
     ID, PROJECT, MACHINE, OPTIONS, STATUS, STARTED, FINISHED, FILES, SCORES, NOTES, CHARTS,
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
-    PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS,
+    PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS, SWEEP, TRIAL,
+    PRUNE, STEP,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
-SYSTEM_FIELDS = frozenset({ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED})
+SYSTEM_FIELDS = frozenset(
+    {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE}
+)
 
 
 def now() -> datetime:
@@ -223,6 +230,24 @@ def request_kill(db: Database, experiment_id: ObjectId) -> dict | None:
     )
 
 
+def request_prune(db: Database, experiment_id: ObjectId, reason: str, step: int) -> dict | None:
+    """Ask the worker to stop a trial its sweep prunes (no status move yet).
+
+    The worker stops it as it stops a kill (TERM, grace, KILL); :func:`finish` then
+    records ``pruned`` with `reason` instead of ``killed``. Returns the document after,
+    or None when the experiment no longer runs or a prune was already asked for.
+    """
+    return _experiments(db).find_one_and_update(
+        {
+            ID: experiment_id,
+            STATUS: {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]},
+            PRUNE: None,
+        },
+        {"$set": {PRUNE: {"reason": reason, "step": step}, KILL_REQUESTED: now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
 def set_waiting(db: Database, project_id: ObjectId, reason: str) -> int:
     """Say why a project's queued experiments wait; returns how many changed."""
     changed = _experiments(db).update_many(
@@ -269,11 +294,19 @@ def finish(
     *,
     log: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """claimed or running -> success, fail, killed or timeout, with its ``_exit``.
+    """claimed or running -> success, fail, killed, timeout or pruned, with its ``_exit``.
 
-    Returns the document after, or None when another move won (the sweep lost it).
+    A kill that a sweep asked for (:func:`request_prune`) ends as ``pruned``, its reason
+    the pruner's. Returns the document after, or None when another move won (the
+    maintenance sweep lost it).
     """
-    fields: dict[str, Any] = {STATUS: str(status), FINISHED: now(), EXIT: dict(exit)}
+    exit = dict(exit)
+    if status == Status.KILLED:
+        prune = (get(db, experiment_id, [PRUNE]) or {}).get(PRUNE)
+        if prune:
+            status = Status.PRUNED
+            exit["reason"] = prune["reason"]
+    fields: dict[str, Any] = {STATUS: str(status), FINISHED: now(), EXIT: exit}
     if log is not None:
         fields[LOG] = dict(log)
     return _move(db, "finish", experiment_id, fields)

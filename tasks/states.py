@@ -4,7 +4,11 @@
       ^                     |                     |                  |
       +------requeue--------+                     +------finish------+--> success | fail
     queued | dispatched --cancel--> cancelled      |                  |     killed | timeout
+                                                  |                  |     pruned
                                                   +-------lose-------+--> lost
+
+``pruned`` is a sweep's early stop: a kill that the sweep asked for
+(`tasks.experiments.request_prune`) ends as ``pruned`` with the pruner's reason.
 
 `tasks.experiments` performs each move as a compare-and-set in MongoDB on the statuses
 listed in :data:`MOVES`, so two deliveries of the same message, or a kill racing an exit,
@@ -27,16 +31,25 @@ class Status(StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     LOST = "lost"  # its worker died or its reservation expired
+    PRUNED = "pruned"  # a sweep stopped it early: its objective lagged the others'
 
 
 #: Statuses that hold a reservation on a machine.
 ACTIVE = frozenset({Status.DISPATCHED, Status.CLAIMED, Status.RUNNING})
 #: Statuses an experiment never leaves.
 TERMINAL = frozenset(
-    {Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT, Status.CANCELLED, Status.LOST}
+    {
+        Status.SUCCESS,
+        Status.FAIL,
+        Status.KILLED,
+        Status.TIMEOUT,
+        Status.CANCELLED,
+        Status.LOST,
+        Status.PRUNED,
+    }
 )
 #: How a run on a machine may end (`tasks.experiments.finish`).
-ENDINGS = frozenset({Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT})
+ENDINGS = frozenset({Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT, Status.PRUNED})
 
 #: Every move: its name -> (the statuses it starts from, the statuses it may lead to).
 MOVES: dict[str, tuple[frozenset[Status], frozenset[Status]]] = {

@@ -5,8 +5,9 @@ every second or so while it runs and once more, with ``final=True``, after it ex
 
 - ``*.json`` files holding a JSON object set top-level fields on the experiment (values
   too large for the document go to GridFS, see `tasks.fields`); they are not stored as
-  files. Fields starting with ``_`` are FGLab's, except ``_scores``, ``_notes`` and
-  ``_charts``.
+  files. Fields starting with ``_`` are FGLab's, except ``_scores``, ``_notes``,
+  ``_charts`` and ``_step``. A file with a whole-number ``_step`` and a ``_scores``
+  object also adds that point to the experiment's history (`tasks.history`).
 - Every other file goes to GridFS under its path relative to the folder ("/"-separated),
   replacing the earlier version; ``_files`` lists each name once.
 - Problems (bad JSON on the final pass, a reserved field, a file over the size limit, a
@@ -34,14 +35,14 @@ from bson.errors import InvalidDocument
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from tasks import experiments
+from tasks import experiments, history
 from tasks.fields import LARGE_FIELD_BYTES, store_field_value
 from tasks.files import DEFAULT_CONTENT_TYPE, put_experiment_file
 
 logger = logging.getLogger(__name__)
 
 #: Fields starting with "_" that result files may set; the others belong to FGLab.
-WRITABLE_RESERVED_FIELDS = frozenset({"_scores", "_notes", "_charts"})
+WRITABLE_RESERVED_FIELDS = frozenset({"_scores", "_notes", "_charts", "_step"})
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -58,6 +59,8 @@ class SyncReport:
     pending: tuple[str, ...] = ()
     #: Notes recorded on the experiment in this pass.
     notes: tuple[str, ...] = ()
+    #: Steps whose (step, scores) point was new to the history in this pass.
+    steps: tuple[int, ...] = ()
 
     @property
     def all_landed(self) -> bool:
@@ -93,6 +96,7 @@ class ResultsSync:
         self._recorded_notes: set[str] = set()
         # Notes not yet recorded on the experiment, with the name they are about.
         self._unrecorded_notes: dict[str, str] = {}
+        self._new_steps: list[int] = []
 
     def sync(self, *, final: bool = False) -> SyncReport:
         """Upload what is new or changed since the last pass; never raises MongoDB errors.
@@ -120,7 +124,8 @@ class ResultsSync:
                 pending.append(name)
         notes = self._record_notes()
         pending.extend(n for n in sorted(set(self._unrecorded_notes.values())) if n not in pending)
-        return SyncReport(tuple(uploaded), tuple(pending), notes)
+        steps, self._new_steps = tuple(self._new_steps), []
+        return SyncReport(tuple(uploaded), tuple(pending), notes, steps)
 
     # Walking -------------------------------------------------------------------------
 
@@ -260,9 +265,19 @@ class ResultsSync:
         if fields:
             try:
                 experiments.set_fields(self._db, self._experiment_id, fields)
+                self._record_point(value)
             except PyMongoError as e:
                 raise _Pending(f"MongoDB error: {e}") from e
         return True
+
+    def _record_point(self, value: dict[str, Any]) -> None:
+        """Add a reported (step, scores) point to the history when the file holds one."""
+        step = history.read_step(value.get("_step"))
+        scores = value.get("_scores")
+        if step is None or not isinstance(scores, dict):
+            return
+        if history.record(self._db, self._experiment_id, step, scores):
+            self._new_steps.append(step)
 
     # Notes ---------------------------------------------------------------------------
 

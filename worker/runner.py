@@ -159,7 +159,8 @@ def _run(
         if implementation.kill_grace is not None
         else machine.settings.kill_grace
     )
-    outcome = _watch(running, process, results, timeout, grace)
+    on_step = _progress_notice(machine, doc)
+    outcome = _watch(running, process, results, timeout, grace, on_step)
 
     sink.join(timeout=30)
     if outcome.status in {Status.FAIL}:
@@ -184,8 +185,12 @@ def _watch(
     results: ResultsSync,
     timeout: float | None,
     grace: float,
+    on_step: Callable[[int], None] | None = None,
 ) -> Outcome:
-    """Wait for the exit, the timeout or a kill request, syncing results meanwhile."""
+    """Wait for the exit, the timeout or a kill request, syncing results meanwhile.
+
+    `on_step` hears the last new step of each sync that recorded one.
+    """
     started = time.monotonic()
     last_sync = started
     while True:
@@ -204,11 +209,28 @@ def _watch(
             process.wait()
             return Outcome(Status.KILLED, "killed on request", process.returncode)
         if now - last_sync >= SYNC_EVERY:
-            results.sync()
+            report = results.sync()
             last_sync = now
+            if report.steps and on_step is not None:
+                on_step(report.steps[-1])
         # Not a plain sleep: a short program's slot comes free as soon as it exits.
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=TICK)
+
+
+def _progress_notice(machine: Machine, doc: dict[str, Any]) -> Callable[[int], None] | None:
+    """For a sweep's trial: tell FGLab of each new step, so its pruner can judge it.
+
+    Other experiments keep their history without a message per step.
+    """
+    if doc.get(experiments.SWEEP) is None:
+        return None
+    experiment_id = str(doc["_id"])
+
+    def notice(step: int) -> None:
+        machine.notify("progress", {"experiment_id": experiment_id, "step": step})
+
+    return notice
 
 
 def _exit_outcome(code: int) -> Outcome:

@@ -13,6 +13,7 @@ from fglab.api import (
     machines,
     projects,
     search,
+    sweeps,
     table,
     tokens,
     webhooks,
@@ -27,7 +28,8 @@ def register_api(app: Flask) -> Api:
         },
     )
     for module in (
-        projects, experiments, table, machines, files, webhooks, logs, charts, search, tokens,
+        projects, experiments, table, machines, files, webhooks, logs, charts, search, sweeps,
+        tokens,
     ):  # fmt: skip
         api.register_blueprint(module.blp)
     return api

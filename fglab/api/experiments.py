@@ -70,6 +70,17 @@ def _fields_arg() -> list[str] | None:
     return names
 
 
+@blp.route("/experiments/<experiment_id>/history", methods=["GET"])
+@blp.response(200, description='[{"step": n, "scores": {...}, "at": time}], oldest step first')
+@blp.alt_response(404, description="No such experiment")
+def get_history(experiment_id: str) -> Any:
+    """Read the points a program reported while it ran (a results JSON file with
+    `_scores` and `_step`)."""
+    store = services().store
+    store.get_experiment(experiment_id, ["_id"])
+    return store.history(experiment_id)
+
+
 @blp.route("/experiments/<experiment_id>/rerun", methods=["POST"])
 @blp.response(201, description='{"_id": <the new experiment\'s ID>}')
 @blp.alt_response(400, description="Its project is gone, or its options no longer fit the schema")

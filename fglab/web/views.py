@@ -26,6 +26,8 @@ from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.jsonify import to_json_value
 from fglab.logs import stderr_tail
+from fglab.store import object_id
+from fglab.sweeps.driver import SweepDriver
 from fglab.table_query import QueryError, TableQuery, parse_ids
 from tasks import machines as machine_record
 from tasks.contract import PROJECT_TEMPLATE
@@ -137,6 +139,7 @@ def project(project_id: str) -> str:
         clone_of=request.args.get("clone") if cloned is not None else None,
         machine_template=pretty(template),
         machines=_machines_for(str(project["_id"]), store.list_machines()),
+        sweeps=store.sweeps.of_project(project["_id"]),
         page_data={
             "project_id": str(project["_id"]),
             "name": project["name"],
@@ -146,6 +149,31 @@ def project(project_id: str) -> str:
             "page_size": FIRST_PAGE,
             "sort": FIRST_SORT,
             "order": "desc",
+        },
+    )
+
+
+@pages.route("/sweeps/<sweep_id>")
+def sweep(sweep_id: str) -> str:
+    """A sweep: its state and best trial, every trial with its objective, status and
+    reason, and the objective per trial with the best so far."""
+    store = services().store
+    view = SweepDriver(services().scheduler).view(object_id(sweep_id, "Sweep ID"))
+    project = store.get_project(view["project"])
+    chart = [
+        {"trial": t["trial"], "objective": t["objective"], "status": t["status"]}
+        for t in view["trials"]
+    ]
+    return render_template(
+        "sweep.html",
+        sweep=view,
+        project=project,
+        counts=_ordered_counts(view["counts"]),
+        page_data={
+            "sweep_id": str(view["_id"]),
+            "state": view["state"],
+            "objective": view["objective"],
+            "points": chart,
         },
     )
 

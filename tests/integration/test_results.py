@@ -346,3 +346,18 @@ def test_a_value_bson_cannot_hold_is_noted(db, results, folder, experiment_id) -
     doc = _experiment(db, experiment_id)
     assert doc["ok"] == 1
     assert "huge" not in doc
+
+
+def test_a_reported_step_with_scores_joins_the_history(db, results, folder, experiment_id):
+    _write(folder / "progress.json", {"_scores": {"loss": 0.9}, "_step": 10})
+    assert results.sync().steps == (10,)
+    assert results.sync().steps == ()  # unchanged file: nothing new
+    _write(folder / "progress.json", {"_scores": {"loss": 0.4}, "_step": 30.0})
+    assert results.sync().steps == (30,)
+    _write(folder / "progress.json", {"_scores": {"loss": 0.3}, "_step": "late"})
+    assert results.sync().steps == ()
+    points = list(db["history"].find({"experiment": experiment_id}).sort("step", 1))
+    assert [(p["step"], p["scores"]) for p in points] == [(10, {"loss": 0.9}), (30, {"loss": 0.4})]
+    doc = db["experiments"].find_one({"_id": experiment_id})
+    assert doc["_scores"] == {"loss": 0.3}
+    assert doc["_step"] == "late"  # kept as the program wrote it, but no point

@@ -35,6 +35,8 @@ DATABASE_MODULES = {
     "tasks/machines.py",  # the machine record
     "tasks/files.py",  # the GridFS upload path: result files, the kept log
     "tasks/fields.py",  # the GridFS upload path: fields too large for a document
+    "tasks/history.py",  # the progress record: reported (step, scores) points
+    "fglab/sweeps/record.py",  # the sweep record, built by the store
 }
 
 #: Method names of pymongo's Collection and gridfs' GridFSBucket.

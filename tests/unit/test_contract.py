@@ -11,7 +11,8 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from config import Settings
-from tasks import contract, experiments, machines
+from fglab.sweeps import record
+from tasks import contract, experiments, history, machines
 from tasks.states import ACTIVE, ENDINGS, MOVES, TERMINAL, Status, next_statuses
 
 
@@ -55,10 +56,10 @@ def test_run_request_keys() -> None:
 def test_status_names() -> None:
     assert [str(s) for s in Status] == [
         "queued", "dispatched", "claimed", "running", "success", "fail", "killed",
-        "timeout", "cancelled", "lost",
+        "timeout", "cancelled", "lost", "pruned",
     ]  # fmt: skip
     assert {Status.DISPATCHED, Status.CLAIMED, Status.RUNNING} == ACTIVE
-    assert {Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT} == ENDINGS
+    assert {Status.SUCCESS, Status.FAIL, Status.KILLED, Status.TIMEOUT, Status.PRUNED} == ENDINGS
     assert ENDINGS | {Status.CANCELLED, Status.LOST} == TERMINAL
 
 
@@ -73,7 +74,7 @@ def test_the_status_graph() -> None:
         "cancel": (["dispatched", "queued"], ["cancelled"]),
         "claim": (["dispatched"], ["claimed"]),
         "start": (["claimed"], ["running"]),
-        "finish": (["claimed", "running"], ["fail", "killed", "success", "timeout"]),
+        "finish": (["claimed", "running"], ["fail", "killed", "pruned", "success", "timeout"]),
         "lose": (["claimed", "running"], ["lost"]),
     }
     for status in TERMINAL:
@@ -88,12 +89,26 @@ def test_experiment_field_names() -> None:
         "_files", "_scores", "_notes", "_charts", "_created", "_dispatched", "_claimed",
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
-        "_hooks",
+        "_hooks", "_sweep", "_trial", "_prune", "_step",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,
         "signal": None,
         "reason": "why",
+    }
+
+
+def test_history_and_sweep_names() -> None:
+    assert (history.COLLECTION, history.EXPERIMENT, history.STEP, history.SCORES, history.AT) == (
+        "history", "experiment", "step", "scores", "at",
+    )  # fmt: skip
+    assert record.COLLECTION == "sweeps"
+    assert record.STATES == ("running", "paused", "finished", "cancelled")
+    assert record.MOVES == {
+        "pause": (("running",), "paused"),
+        "resume": (("paused",), "running"),
+        "cancel": (("running", "paused"), "cancelled"),
+        "finish": (("running",), "finished"),
     }
 
 

@@ -613,7 +613,7 @@ function setupExperimentsTable(data) {
 }
 
 const ACTIVE_STATUSES = new Set(["queued", "dispatched", "claimed", "running"]);
-const TERMINAL_STATUSES = new Set(["success", "fail", "killed", "timeout", "cancelled", "lost"]);
+const TERMINAL_STATUSES = new Set(["success", "fail", "killed", "timeout", "cancelled", "lost", "pruned"]);
 
 /** The table's state from the page's URL (?sort=&order=&status=&q=&filter=&offset=&limit=). */
 function readTableState(data) {
@@ -1027,11 +1027,75 @@ function setupDrain(base) {
 
 // Start ------------------------------------------------------------------------------
 
+// Sweep --------------------------------------------------------------------------------
+
+/** The objective per trial (pruned and failed trials without one are left out) and the
+ * best so far; pause/resume/cancel buttons; a reload every few seconds while it runs. */
+function sweepPage() {
+  const data = pageData();
+  document.querySelectorAll("[data-sweep-action]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      try {
+        await api("POST", `/api/v1/sweeps/${data.sweep_id}/${button.dataset.sweepAction}`);
+        window.location.reload();
+      } catch (error) {
+        say("sweep-message", error.message, true);
+      }
+    });
+  });
+  if (data.state === "running" || data.state === "paused") {
+    setTimeout(() => window.location.reload(), PAGE_REFRESH_MS);
+  }
+  if (data.objective) drawSweepChart(data);
+}
+
+async function drawSweepChart(data) {
+  const node = document.getElementById("sweep-chart");
+  const done = data.points.filter((p) => p.objective !== null);
+  if (!node || !done.length) {
+    say("sweep-chart-message", "No trial has reported the objective yet.");
+    return;
+  }
+  const better = data.objective.goal === "maximize"
+    ? (a, b) => a > b : (a, b) => a < b;
+  let best = null;
+  const bestSoFar = done.map((p) => {
+    if (p.status === "success" && (best === null || better(p.objective, best))) best = p.objective;
+    return best;
+  });
+  try {
+    const css = document.createElement("link");
+    css.rel = "stylesheet";
+    css.href = C3_URLS.css;
+    document.head.append(css);
+    if (!window.d3) await loadScript(C3_URLS.d3);
+    if (!window.c3) await loadScript(C3_URLS.c3);
+  } catch (error) {
+    say("sweep-chart-message", `The chart needs C3.js, which could not be loaded (${error.message}).`, true);
+    return;
+  }
+  const name = data.objective.score;
+  window.c3.generate({
+    bindto: node,
+    data: {
+      x: "trial",
+      columns: [
+        ["trial", ...done.map((p) => p.trial)],
+        [name, ...done.map((p) => p.objective)],
+        ["best so far", ...bestSoFar],
+      ],
+      types: { [name]: "scatter", "best so far": "step" },
+    },
+    axis: { x: { label: "trial" }, y: { label: name } },
+  });
+}
+
 const PAGES = {
   home: homePage,
   project: projectPage,
   experiment: experimentPage,
   machine: machinePage,
+  sweep: sweepPage,
 };
 
 document.addEventListener("DOMContentLoaded", () => {
