@@ -158,7 +158,11 @@ def sweep(sweep_id: str) -> str:
     """A sweep: its state and best trial, every trial with its objective, status and
     reason, and the objective per trial with the best so far."""
     store = services().store
-    view = SweepDriver(services().scheduler).view(object_id(sweep_id, "Sweep ID"))
+    try:
+        oid = object_id(sweep_id, "Sweep ID")
+    except BadRequest:  # not an ObjectId: no such page either
+        raise NotFound(f"Sweep ID {sweep_id} does not exist") from None
+    view = SweepDriver(services().scheduler).view(oid)
     project = store.get_project(view["project"])
     chart = [
         {"trial": t["trial"], "objective": t["objective"], "status": t["status"]}
