@@ -87,10 +87,12 @@ class Scheduler:
         *,
         queue: bool,
         extra: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> ObjectId:
         """Start an experiment now, or keep it queued (`queue`), or raise NoCapacity.
 
         Without `queue` nothing is stored when no machine has room (the original's 501).
+        A queued one leaves the queue by `priority`, then age (`tasks.experiments.queue_at`).
         """
         experiment_id = ObjectId()
         placement = self._place(project, experiment_id)
@@ -102,6 +104,7 @@ class Scheduler:
                 options,
                 experiment_id=experiment_id,
                 extra={**(extra or {}), "_waiting": placement},
+                priority=priority,
             )
         self.store.new_experiment(
             project["_id"],
@@ -109,6 +112,7 @@ class Scheduler:
             experiment_id=experiment_id,
             reservation=placement.reservation,
             extra=extra,
+            priority=priority,
         )
         self._send(project, experiment_id, placement)
         return experiment_id
@@ -116,7 +120,8 @@ class Scheduler:
     # Dispatching what waits ---------------------------------------------------------
 
     def dispatch_queued(self, limit: int = 500) -> int:
-        """Place queued experiments, oldest first; returns how many were dispatched.
+        """Place queued experiments, highest effective priority first (priority, then
+        age: `tasks.experiments.QUEUE_ORDER`); returns how many were dispatched.
 
         One dispatcher runs at a time (a Redis lock), so two do not race for the same
         experiments; each placement is safe anyway, the lock saves wasted reservations.

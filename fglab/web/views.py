@@ -217,6 +217,7 @@ def experiment(experiment_id: str) -> str:
         ended=status in TERMINAL,
         exit_info=exit_info,
         failure=_failure(doc, status, exit_info),
+        queue_position=store.queue_position(doc) if status == Status.QUEUED else None,
         options=[
             (name, show(value), _is_default(value, schema.get(name)))
             for name, value in options.items()

@@ -700,6 +700,7 @@ function experimentPage() {
   setupNotes(base);
   setupKill(base);
   setupRerun(base);
+  setupFront(base);
   followLogs(base);
   const charts = chartDrawer(base);
   if (data.has_charts) charts.refresh();
@@ -719,6 +720,24 @@ function setupRerun(base) {
     } catch (error) {
       button.disabled = false;
       say("rerun-message", error.message, true);
+    }
+  });
+}
+
+/** "Move to front": a queued experiment goes ahead of every other queued one. */
+function setupFront(base) {
+  const button = document.getElementById("front");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const doc = await api("POST", `${base}/front`);
+      say("queue-position", String(doc._queue_position));
+      say("front-message", "Moved to the front of the queue.");
+    } catch (error) {
+      say("front-message", error.message, true);
+    } finally {
+      button.disabled = false;
     }
   });
 }
