@@ -252,7 +252,7 @@ class Scheduler:
             float(implementation.get("capacity") or 1.0),
             gpu_share=gpu_share,
             gpu_count=gpu_count,
-            busy_gpus=machine.get("gpu_busy") or (),
+            busy_gpus=machines.unavailable_gpus(machine),
         )
 
     def _send(
@@ -331,6 +331,9 @@ def _full_reason(machines: list[dict[str, Any]], project_id: ObjectId) -> str:
             + ", ".join(busy)
             + " is taken by processes outside the fleet"
         )
+    down = [m["_id"] for m in machines if m.get("gpu_down")]
+    if needs_gpu and down:
+        return "all capacity in use; GPUs on " + ", ".join(down) + " are down or excluded"
     return "all capacity in use"
 
 

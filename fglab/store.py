@@ -445,6 +445,10 @@ class Store:
     def find_machine(self, machine_id: str) -> dict[str, Any] | None:
         return self._machines.find_one({"_id": machine_id})
 
+    def machine_gpu_history(self, machine_id: str) -> list[dict[str, Any]]:
+        """The machine's kept GPU telemetry points (its last hour), oldest first."""
+        return machines.gpu_history(self._db, machine_id)
+
     def machines_serving(self, project_id: ObjectId, since: datetime) -> list[dict[str, Any]]:
         """Machines that beat after `since` and implement the project, by name."""
         query = {"_heartbeat": {"$gt": since}, f"projects.{project_id}": {"$exists": True}}

@@ -59,12 +59,15 @@ RESULT_NOTES = "_result_notes"  # problems with the results folder
 HOOKS = "_hooks"  # the events ("started", "finished") that have webhooks
 PRIORITY = "_priority"  # an integer, 0 by default; higher leaves the queue first
 QUEUE_AT = "_queue_at"  # the queue's sort key (see queue_at)
+RESOURCES = "_resources"  # CPU, memory and GPU use of the run (peak, mean, last)
+RESOURCE_SAMPLES = "_resource_samples"  # [t, cpu %, rss, gpu memory, gpu %], capped
 
 #: Every field name of the record, pinned by the contract tests.
 FIELDS = (
     ID, PROJECT, MACHINE, OPTIONS, STATUS, STARTED, FINISHED, FILES, SCORES, NOTES, CHARTS,
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
     PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS, PRIORITY, QUEUE_AT,
+    RESOURCES, RESOURCE_SAMPLES,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
@@ -416,6 +419,23 @@ def set_fields(
         raise ValueError("the status changes only through the moves of tasks.experiments")
     return _experiments(db).find_one_and_update(
         {ID: experiment_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
+    )
+
+
+def record_resources(
+    db: Database,
+    experiment_id: ObjectId,
+    summary: Mapping[str, Any],
+    point: Sequence[Any],
+    keep: int,
+) -> None:
+    """Store a run's resource use so far and add one chart point (the last `keep` kept)."""
+    _experiments(db).update_one(
+        {ID: experiment_id},
+        {
+            "$set": {RESOURCES: dict(summary)},
+            "$push": {RESOURCE_SAMPLES: {"$each": [list(point)], "$slice": -keep}},
+        },
     )
 
 

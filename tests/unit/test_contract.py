@@ -88,7 +88,7 @@ def test_experiment_field_names() -> None:
         "_files", "_scores", "_notes", "_charts", "_created", "_dispatched", "_claimed",
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
-        "_hooks", "_priority", "_queue_at",
+        "_hooks", "_priority", "_queue_at", "_resources", "_resource_samples",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,
@@ -112,8 +112,10 @@ def test_machine_field_names() -> None:
     assert machines.FIELDS == (
         "_id", "hostname", "address", "os", "cpus", "mem", "gpus", "projects", "gpu_count",
         "gpu_details", "gpu_busy", "_registered", "_heartbeat", "projects_error", "drained",
-        "drain_reason", "start_failures",
+        "drain_reason", "start_failures", "gpu_down",
     )  # fmt: skip
+    assert (machines.HISTORY_COLLECTION, machines.SAMPLES) == ("machine_history", "samples")
+    assert machines.unavailable_gpus({"gpu_busy": [2], "gpu_down": [0, 2]}) == [0, 2]
 
 
 # Liveness: one definition for the pages, the scheduler and the sweep -------------------
