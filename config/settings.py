@@ -46,6 +46,10 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str, str], int]:
     return parse
 
 
+def _any_text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
 def _positive_float(name: str, raw: str) -> float:
     try:
         value = float(raw.strip())
@@ -110,6 +114,10 @@ class Settings:
     projects_file: Path = Path("projects.json")
     #: GPU count to announce instead of asking NVML (machines or tests without NVML).
     gpu_count: int | None = None
+    #: GPUs the fleet leaves alone: NVML indices or UUIDs, comma-separated.
+    gpus_exclude: str | None = None
+    #: The worker's own CUDA_VISIBLE_DEVICES: when set, only those GPUs take work.
+    cuda_visible_devices: str | None = None
     #: Seconds a reservation lives without a heartbeat; a dead worker's leases expire after it.
     lease_ttl: float = 30.0
     #: Seconds between heartbeats of a worker (machine record and leases).
@@ -171,7 +179,7 @@ class Settings:
         values: dict[str, Any] = {}
         for env_name, (field_name, parse) in _VARIABLES.items():
             raw = environ.get(env_name)
-            if raw is None or raw.strip() == "":
+            if raw is None or (raw.strip() == "" and env_name not in _EMPTY_IS_A_VALUE):
                 continue
             values[field_name] = parse(env_name, raw)
         uri = values.get("mongodb_uri")
@@ -200,6 +208,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_DATA_DIR": ("data_dir", _path),
     "FGLAB_PROJECTS_FILE": ("projects_file", _path),
     "FGLAB_GPUS": ("gpu_count", _int_in(0, 1024)),
+    "FGLAB_GPUS_EXCLUDE": ("gpus_exclude", _text),
+    "CUDA_VISIBLE_DEVICES": ("cuda_visible_devices", _any_text),
     "FGLAB_LEASE_TTL": ("lease_ttl", _positive_float),
     "FGLAB_HEARTBEAT": ("heartbeat", _positive_float),
     "FGLAB_KILL_GRACE": ("kill_grace", _positive_float),
@@ -215,6 +225,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_WEBHOOK_BACKOFF": ("webhook_backoff", _positive_float),
     "FGLAB_TASK_EVENTS": ("task_events", _switch),
 }
+
+
+#: Variables whose empty value says something: CUDA_VISIBLE_DEVICES="" hides every GPU.
+_EMPTY_IS_A_VALUE = frozenset({"CUDA_VISIBLE_DEVICES"})
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:

@@ -1,10 +1,12 @@
-"""The ``fglab`` command: ``fglab up`` (everything on one host), ``fglab web``."""
+"""The ``fglab`` command: ``fglab up`` (everything on one host), ``fglab web``,
+``fglab flower`` (Flower with FGLab's password)."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 
 from config import SettingsError, load_settings
@@ -38,6 +40,24 @@ def _up(args: argparse.Namespace) -> int:
     except StartError as e:
         print(f"fglab: {e}", file=sys.stderr)
         return 1
+
+
+def _flower(args: argparse.Namespace) -> int:
+    """Replace this process with Flower (so signals reach it), protected like FGLab."""
+    from fglab.monitor import FlowerConfigError, flower_command, flower_environment
+
+    settings = load_settings()
+    if args.port is not None:
+        settings = settings.with_changes(flower_port=args.port)
+    try:
+        env = flower_environment(settings, settings.to_env(os.environ))
+    except FlowerConfigError as e:
+        print(f"fglab: {e}", file=sys.stderr)
+        return 2
+    _warn_if_open(args.address, settings.password)
+    command = flower_command(settings, args.address)
+    os.execve(command[0], command, env)
+    return 0  # not reached
 
 
 def _warn_if_open(host: str, password: str | None) -> None:
@@ -79,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=_up)
     web = commands.add_parser("web", help="serve the web pages and the API")
     web.set_defaults(func=_web)
+    flower = commands.add_parser(
+        "flower", help="run Flower (Celery's monitor) with FGLab's PASSWORD as its basic auth"
+    )
+    flower.add_argument(
+        "--address", default="127.0.0.1", help="where Flower listens (default 127.0.0.1)"
+    )
+    flower.add_argument("--port", type=int, help="default FGLAB_FLOWER_PORT, else 5555")
+    flower.set_defaults(func=_flower)
     args = parser.parse_args(argv)
     if args.command == "up":
         from fglab.console import configure

@@ -87,10 +87,12 @@ class Scheduler:
         *,
         queue: bool,
         extra: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> ObjectId:
         """Start an experiment now, or keep it queued (`queue`), or raise NoCapacity.
 
         Without `queue` nothing is stored when no machine has room (the original's 501).
+        A queued one leaves the queue by `priority`, then age (`tasks.experiments.queue_at`).
         """
         experiment_id = ObjectId()
         placement = self._place(project, experiment_id)
@@ -102,6 +104,7 @@ class Scheduler:
                 options,
                 experiment_id=experiment_id,
                 extra={**(extra or {}), "_waiting": placement},
+                priority=priority,
             )
         self.store.new_experiment(
             project["_id"],
@@ -109,6 +112,7 @@ class Scheduler:
             experiment_id=experiment_id,
             reservation=placement.reservation,
             extra=extra,
+            priority=priority,
         )
         self._send(project, experiment_id, placement)
         return experiment_id
@@ -116,7 +120,8 @@ class Scheduler:
     # Dispatching what waits ---------------------------------------------------------
 
     def dispatch_queued(self, limit: int = 500) -> int:
-        """Place queued experiments, oldest first; returns how many were dispatched.
+        """Place queued experiments, highest effective priority first (priority, then
+        age: `tasks.experiments.QUEUE_ORDER`); returns how many were dispatched.
 
         One dispatcher runs at a time (a Redis lock), so two do not race for the same
         experiments; each placement is safe anyway, the lock saves wasted reservations.
@@ -247,7 +252,7 @@ class Scheduler:
             float(implementation.get("capacity") or 1.0),
             gpu_share=gpu_share,
             gpu_count=gpu_count,
-            busy_gpus=machine.get("gpu_busy") or (),
+            busy_gpus=machines.unavailable_gpus(machine),
         )
 
     def _send(
@@ -336,6 +341,9 @@ def _full_reason(machines: list[dict[str, Any]], project_id: ObjectId) -> str:
             + ", ".join(busy)
             + " is taken by processes outside the fleet"
         )
+    down = [m["_id"] for m in machines if m.get("gpu_down")]
+    if needs_gpu and down:
+        return "all capacity in use; GPUs on " + ", ".join(down) + " are down or excluded"
     return "all capacity in use"
 
 

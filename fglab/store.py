@@ -74,8 +74,9 @@ class Store:
         """Create the indexes the queries below rely on (idempotent)."""
         self._projects.create_index("name", unique=True)
         self._experiments.create_index([("_project_id", ASCENDING), ("_created", ASCENDING)])
+        # The queue read: queued experiments in QUEUE_ORDER (priority and age in one key).
         self._experiments.create_index(
-            [("_status", ASCENDING), ("_created", ASCENDING), ("_id", ASCENDING)]
+            [("_status", ASCENDING), ("_queue_at", ASCENDING), ("_id", ASCENDING)]
         )
         self._experiments.create_index([("_machine_id", ASCENDING), ("_status", ASCENDING)])
         # MongoDB answers `{_status: s}` from the index above; the embedded server uses
@@ -89,6 +90,7 @@ class Store:
         self._files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
         self._files.create_index("metadata.project")
         self._tokens.create_index("hash", unique=True)
+        experiments.backfill_queue_at(self._db)
 
     # Projects -----------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class Store:
         experiment_id: ObjectId | None = None,
         reservation: Reservation | None = None,
         extra: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> ObjectId:
         """Store a queued experiment, or a dispatched one under `reservation`."""
         return experiments.insert(
@@ -135,6 +138,7 @@ class Store:
             experiment_id=experiment_id,
             reservation=reservation,
             extra=extra,
+            priority=priority,
         )
 
     def new_experiments(
@@ -143,9 +147,12 @@ class Store:
         option_sets: list[dict[str, Any]],
         *,
         extra: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> list[ObjectId]:
         """Store queued experiments in one write; the dispatcher places them."""
-        return experiments.insert_many(self._db, project_id, option_sets, extra=extra)
+        return experiments.insert_many(
+            self._db, project_id, option_sets, extra=extra, priority=priority
+        )
 
     def experiment_count(self) -> int:
         """How many experiments there are, from the collection's metadata (cheap)."""
@@ -290,16 +297,29 @@ class Store:
         return resolve_large_fields(self._db, doc)
 
     def queue_position(self, doc: Mapping[str, Any]) -> int:
-        """Where a queued experiment stands: 1 for the next one out."""
+        """Where a queued experiment stands in the whole queue: 1 for the next one out."""
+        key = doc.get("_queue_at") or doc["_created"]
         ahead = [
-            {"_created": {"$lt": doc["_created"]}},
-            {"_created": doc["_created"], "_id": {"$lt": doc["_id"]}},
+            {"_queue_at": {"$lt": key}},
+            {"_queue_at": key, "_id": {"$lt": doc["_id"]}},
         ]
         return 1 + self._experiments.count_documents({"_status": str(Status.QUEUED), "$or": ahead})
 
+    def move_to_front(self, experiment_id: object) -> dict[str, Any]:
+        """Put a queued experiment first in the queue; Conflict when it is not queued."""
+        oid = object_id(experiment_id, "Experiment ID")
+        doc = experiments.move_to_front(self._db, oid)
+        if doc is None:
+            status = self.get_experiment(oid, ["_status"]).get("_status")
+            raise Conflict(
+                f"Experiment {experiment_id} is {status}, not queued; only a queued "
+                "experiment can move to the front"
+            )
+        return doc
+
     def queued(self, skip_projects: Collection[ObjectId], limit: int) -> list[dict[str, Any]]:
-        """The oldest queued experiments (ID, project, waiting reason), leaving out
-        `skip_projects`."""
+        """The queued experiments that leave the queue first (ID, project, waiting
+        reason), leaving out `skip_projects`."""
         query: dict[str, Any] = {"_status": str(Status.QUEUED)}
         if skip_projects:
             query["_project_id"] = {"$nin": list(skip_projects)}
@@ -336,11 +356,12 @@ class Store:
         self, project_ids: Collection[ObjectId], limit: int = 50
     ) -> tuple[int, list[dict[str, Any]]]:
         """The queued experiments of these projects in the order they leave the queue:
-        (how many, the first `limit`), with ID, project, creation time and waiting reason."""
+        (how many, the first `limit`), with ID, project, creation time, priority and
+        waiting reason."""
         if not project_ids:
             return 0, []
         query = {"_status": str(Status.QUEUED), "_project_id": {"$in": list(project_ids)}}
-        fields = {"_project_id": 1, "_created": 1, "_waiting": 1}
+        fields = {"_project_id": 1, "_created": 1, "_waiting": 1, "_priority": 1}
         cursor = self._experiments.find(query, fields).sort(list(experiments.QUEUE_ORDER))
         rows = list(cursor.limit(limit))
         total = len(rows) if len(rows) < limit else self._experiments.count_documents(query)
@@ -473,6 +494,10 @@ class Store:
 
     def find_machine(self, machine_id: str) -> dict[str, Any] | None:
         return self._machines.find_one({"_id": machine_id})
+
+    def machine_gpu_history(self, machine_id: str) -> list[dict[str, Any]]:
+        """The machine's kept GPU telemetry points (its last hour), oldest first."""
+        return machines.gpu_history(self._db, machine_id)
 
     def machines_serving(self, project_id: ObjectId, since: datetime) -> list[dict[str, Any]]:
         """Machines that beat after `since` and implement the project, by name."""

@@ -46,6 +46,7 @@ from fglab.childlog import ChildOutput, tail
 from fglab.childlog import logger as children_logger
 from fglab.embedded import mongo as embedded_mongo
 from fglab.embedded import redis as embedded_redis
+from fglab.monitor import FLOWER_USER, FlowerConfigError, flower_command, flower_environment
 from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,10 @@ def check_can_start(settings: Settings, flower: bool) -> None:
             "stop what uses that port, or set FGLAB_PORT to a free one"
         )
     if flower:
+        try:
+            flower_environment(settings, {})
+        except FlowerConfigError as e:
+            raise StartError(str(e)) from None
         problem = _bind_problem(FLOWER_HOST, settings.flower_port)
         if problem is not None:
             raise StartError(
@@ -193,12 +198,8 @@ def _run(
     tree.spawn("scheduler", scheduler, env)
     flower_url = None
     if flower:
-        tree.spawn(
-            "flower",
-            [*celery, "-A", "worker", "flower", f"--port={settings.flower_port}",
-             f"--address={FLOWER_HOST}"],
-            env,
-        )  # fmt: skip
+        flower_env = flower_environment(settings, env)
+        tree.spawn("flower", flower_command(settings, FLOWER_HOST), flower_env)
         flower_url = f"http://{FLOWER_HOST}:{settings.flower_port}"
     web_env = dict(env)
     if flower_url and not settings.flower_url:
@@ -228,7 +229,7 @@ def _run(
                 ready = True
                 lines = banner(
                     settings.fglab_url.rstrip("/"), flower_url, data_dir, tree.logs,
-                    shown, mongo_note, redis_note, machine,
+                    shown, mongo_note, redis_note, machine, bool(settings.password),
                 )  # fmt: skip
                 logger.info("\n".join(lines), extra={"bare": True})
             if ready and time.monotonic() >= next_look:
@@ -249,14 +250,17 @@ def banner(
     mongo_note: str,
     redis_note: str,
     machine: str,
+    flower_protected: bool = False,
 ) -> list[str]:
     """The lines `fglab up` prints once everything answers."""
+    flower_login = f" (user {FLOWER_USER}, FGLab's PASSWORD)" if flower_protected else ""
     lines = [
         "",
         "FGLab is up.",
         f"  FGLab     {url}",
         f"  API docs  {url}/api/docs",
-        f"  Flower    {flower_url or 'not running (pip install flower)'}",
+        f"  Flower    {flower_url or 'not running (pip install flower)'}"
+        + (flower_login if flower_url else ""),
     ]
     if demo is not None:
         lines.append(f"  demo      {url}/projects/{demo.project_id}")

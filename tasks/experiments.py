@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -61,18 +61,22 @@ SWEEP = "_sweep"  # the sweep this experiment is a trial of
 TRIAL = "_trial"  # its trial number in that sweep, from 0
 PRUNE = "_prune"  # a sweep's request to stop it early: {"reason", "step"}
 STEP = "_step"  # the last step the program reported with its scores
+PRIORITY = "_priority"  # an integer, 0 by default; higher leaves the queue first
+QUEUE_AT = "_queue_at"  # the queue's sort key (see queue_at)
+RESOURCES = "_resources"  # CPU, memory and GPU use of the run (peak, mean, last)
+RESOURCE_SAMPLES = "_resource_samples"  # [t, cpu %, rss, gpu memory, gpu %], capped
 
 #: Every field name of the record, pinned by the contract tests.
 FIELDS = (
     ID, PROJECT, MACHINE, OPTIONS, STATUS, STARTED, FINISHED, FILES, SCORES, NOTES, CHARTS,
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
     PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS, SWEEP, TRIAL,
-    PRUNE, STEP,
+    PRUNE, STEP, PRIORITY, QUEUE_AT, RESOURCES, RESOURCE_SAMPLES,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
 SYSTEM_FIELDS = frozenset(
-    {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE}
+    {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE, PRIORITY, QUEUE_AT}
 )
 
 
@@ -114,9 +118,25 @@ def _move(
 #: Experiments one write of `insert_many` stores at most.
 INSERT_CHUNK = 100
 
-#: The order queued experiments leave the queue in: oldest first; the IDs of one batch,
-#: stored in the same millisecond, keep the order of the batch.
-QUEUE_ORDER = ((CREATED, 1), (ID, 1))
+#: How much waiting one point of priority is worth: an experiment's effective priority
+#: is ``priority + hours waited / AGING_HOURS``, so waiting work climbs past newer work
+#: of higher priority and nothing starves.
+AGING_HOURS = 24.0
+
+#: The order queued experiments leave the queue in: smallest `queue_at` first (highest
+#: effective priority); the IDs of one batch, stored in the same millisecond, keep the
+#: order of the batch.
+QUEUE_ORDER = ((QUEUE_AT, 1), (ID, 1))
+
+
+def queue_at(created: datetime, priority: int) -> datetime:
+    """The sort key that orders the queue by effective priority, fixed at submission.
+
+    Ordering by ``priority + (t - created) / AGING_HOURS`` highest first is, at any time
+    ``t``, ordering by ``created - priority * AGING_HOURS`` lowest first: one stored
+    time, so the queue read stays one indexed sort and needs no periodic rewrite.
+    """
+    return created - timedelta(hours=AGING_HOURS * priority)
 
 
 def _new(
@@ -125,6 +145,7 @@ def _new(
     created: datetime,
     extra: Mapping[str, Any] | None,
     experiment_id: ObjectId | None = None,
+    priority: int = 0,
 ) -> dict[str, Any]:
     return {
         ID: experiment_id or ObjectId(),
@@ -132,6 +153,8 @@ def _new(
         OPTIONS: dict(options),
         STATUS: str(Status.QUEUED),
         CREATED: created,
+        PRIORITY: priority,
+        QUEUE_AT: queue_at(created, priority),
         MACHINE: None,
         FILES: [],
         **(extra or {}),
@@ -146,9 +169,10 @@ def insert(
     experiment_id: ObjectId | None = None,
     reservation: Reservation | None = None,
     extra: Mapping[str, Any] | None = None,
+    priority: int = 0,
 ) -> ObjectId:
     """Store a new experiment: ``queued``, or ``dispatched`` under `reservation`."""
-    doc = _new(project_id, options, now(), extra, experiment_id)
+    doc = _new(project_id, options, now(), extra, experiment_id, priority)
     if reservation is not None:
         doc.update(_dispatch_fields(reservation))
     return _experiments(db).insert_one(doc).inserted_id
@@ -160,6 +184,7 @@ def insert_many(
     option_sets: Sequence[Mapping[str, Any]],
     *,
     extra: Mapping[str, Any] | None = None,
+    priority: int = 0,
 ) -> list[ObjectId]:
     """Store queued experiments in the order given (see QUEUE_ORDER), `INSERT_CHUNK` a write.
 
@@ -167,7 +192,7 @@ def insert_many(
     embedded server's grows with the square of the batch).
     """
     created = now()
-    docs = [_new(project_id, options, created, extra) for options in option_sets]
+    docs = [_new(project_id, options, created, extra, None, priority) for options in option_sets]
     for start in range(0, len(docs), INSERT_CHUNK):
         _experiments(db).insert_many(docs[start : start + INSERT_CHUNK], ordered=True)
     return [doc[ID] for doc in docs]
@@ -246,6 +271,34 @@ def request_prune(db: Database, experiment_id: ObjectId, reason: str, step: int)
         {"$set": {PRUNE: {"reason": reason, "step": step}, KILL_REQUESTED: now()}},
         return_document=ReturnDocument.AFTER,
     )
+
+
+def move_to_front(db: Database, experiment_id: ObjectId) -> dict[str, Any] | None:
+    """Put a queued experiment ahead of every other queued one (no status move).
+
+    Its `queue_at` becomes a millisecond before the first's, so the next dispatch pass
+    places it first. Returns the document after, or None when it is not queued.
+    """
+    first = _experiments(db).find_one(
+        {STATUS: str(Status.QUEUED)}, {QUEUE_AT: 1}, sort=list(QUEUE_ORDER)
+    )
+    key = now() if first is None or first.get(QUEUE_AT) is None else first[QUEUE_AT]
+    return _experiments(db).find_one_and_update(
+        {ID: experiment_id, STATUS: str(Status.QUEUED)},
+        {"$set": {QUEUE_AT: key - timedelta(milliseconds=1)}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+def backfill_queue_at(db: Database) -> int:
+    """Give queued experiments stored before priorities their `queue_at` (their creation
+    time, priority 0); returns how many changed. Idempotent."""
+    changed = 0
+    for doc in _experiments(db).find({STATUS: str(Status.QUEUED), QUEUE_AT: None}, {CREATED: 1}):
+        created = doc.get(CREATED) or now()
+        fields = {PRIORITY: 0, QUEUE_AT: created}
+        changed += _experiments(db).update_one({ID: doc[ID]}, {"$set": fields}).modified_count
+    return changed
 
 
 def set_waiting(db: Database, project_id: ObjectId, reason: str) -> int:
@@ -396,6 +449,23 @@ def set_fields(
         raise ValueError("the status changes only through the moves of tasks.experiments")
     return _experiments(db).find_one_and_update(
         {ID: experiment_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
+    )
+
+
+def record_resources(
+    db: Database,
+    experiment_id: ObjectId,
+    summary: Mapping[str, Any],
+    point: Sequence[Any],
+    keep: int,
+) -> None:
+    """Store a run's resource use so far and add one chart point (the last `keep` kept)."""
+    _experiments(db).update_one(
+        {ID: experiment_id},
+        {
+            "$set": {RESOURCES: dict(summary)},
+            "$push": {RESOURCE_SAMPLES: {"$each": [list(point)], "$slice": -keep}},
+        },
     )
 
 

@@ -44,12 +44,18 @@ PROJECTS_ERROR = "projects_error"
 DRAINED = "drained"
 DRAIN_REASON = "drain_reason"
 START_FAILURES = "start_failures"  # recent start failures, seconds since the epoch
+GPU_DOWN = "gpu_down"  # GPU indices that take no new work: NVML errors, gone, excluded
 
 #: Every field name of the record, pinned by the contract tests.
 FIELDS = (
     ID, HOSTNAME, ADDRESS, OS, CPUS, MEM, GPUS, PROJECTS, GPU_COUNT, GPU_DETAILS, GPU_BUSY,
-    REGISTERED, HEARTBEAT, PROJECTS_ERROR, DRAINED, DRAIN_REASON, START_FAILURES,
+    REGISTERED, HEARTBEAT, PROJECTS_ERROR, DRAINED, DRAIN_REASON, START_FAILURES, GPU_DOWN,
 )  # fmt: skip
+
+#: A machine's recent GPU telemetry, one document a machine (``_id`` its name) holding a
+#: capped ``samples`` array; apart from the record, which the scheduler reads often.
+HISTORY_COLLECTION = "machine_history"
+SAMPLES = "samples"
 
 
 # Liveness -----------------------------------------------------------------------------
@@ -103,6 +109,25 @@ def beat(db: Database, name: str, fields: Mapping[str, Any], *, within: float) -
         _machines(db).update_one(
             {ID: name}, {"$set": {**fields, HEARTBEAT: datetime.now(UTC)}}, upsert=True
         )
+
+
+def record_gpu_history(db: Database, name: str, point: Mapping[str, Any], keep: int) -> None:
+    """Add one GPU telemetry point to the machine's history, keeping the last `keep`."""
+    db[HISTORY_COLLECTION].update_one(
+        {ID: name}, {"$push": {SAMPLES: {"$each": [dict(point)], "$slice": -keep}}}, upsert=True
+    )
+
+
+def gpu_history(db: Database, name: str) -> list[dict[str, Any]]:
+    """The machine's kept GPU telemetry points, oldest first."""
+    doc = db[HISTORY_COLLECTION].find_one({ID: name}) or {}
+    return list(doc.get(SAMPLES) or [])
+
+
+def unavailable_gpus(machine: Mapping[str, Any]) -> list[int]:
+    """GPU indices the scheduler must not place on: busy with others' work, or down."""
+    indices = list(machine.get(GPU_BUSY) or []) + list(machine.get(GPU_DOWN) or [])
+    return sorted({int(i) for i in indices})
 
 
 def record_start_failure(db: Database, name: str, moment: float, keep: int) -> list[float]:

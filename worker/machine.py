@@ -9,7 +9,9 @@ changes reach FGLab.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +33,20 @@ from tasks.states import Status
 from worker.launcher import group_alive, stop_group
 from worker.projects import Implementation, ProjectsFile
 from worker.specs import gpu_memory_used, read_specs
+from worker.telemetry import (
+    GpuReport,
+    RunStats,
+    gpu_memory_of,
+    history_point,
+    process_tree,
+    read_gpu_report,
+    tree_usage,
+)
 
 logger = logging.getLogger(__name__)
+
+#: Chart points an experiment keeps of its resource use (one each 6 heartbeats: a day).
+RUN_POINTS = 2880
 
 
 @dataclass
@@ -76,6 +90,10 @@ class Machine:
         self._published_error: str | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._run_stats: dict[str, RunStats] = {}
+        self._pids: dict[str, int] = {}
+        self._last_point: dict[str, float] = {}
+        self._down: tuple[int, ...] = ()
 
     # Running experiments ------------------------------------------------------------
 
@@ -110,6 +128,10 @@ class Machine:
         self._renew_leases()
         projects = {pid: impl.summary() for pid, impl in self.projects.current().items()}
         fields: dict[str, Any] = {machines.GPU_BUSY: self.busy_gpus()}
+        report = self._gpu_report()
+        if report is not None:
+            fields[machines.GPU_DETAILS] = list(report.gpus)
+            fields[machines.GPU_DOWN] = list(report.down)
         changed = projects != self._published or self.projects.error != self._published_error
         if changed:
             fields[machines.PROJECTS] = projects
@@ -122,6 +144,7 @@ class Machine:
             logger.warning("machine %s: heartbeat not stored: %s", self.name, e)
             return
         self._look_for_kills()
+        self._record_telemetry(report)
         if changed:
             first = self._published is None
             self._published, self._published_error = projects, self.projects.error
@@ -166,6 +189,69 @@ class Machine:
             if used is not None and used > self.settings.gpu_busy_bytes:
                 busy.append(index)
         return busy
+
+    # Telemetry (worker.telemetry) --------------------------------------------------
+
+    def _history_keep(self) -> int:
+        """GPU history points a machine keeps: an hour of heartbeats."""
+        return max(1, math.ceil(3600 / self.settings.heartbeat))
+
+    def _gpu_report(self) -> GpuReport | None:
+        """This beat's GPU telemetry; None for simulated GPUs or none at all."""
+        if self.settings.gpu_count is not None or not self.gpu_count:
+            return None
+        report = read_gpu_report(self.gpu_count, self.settings, self.nvml)
+        if report.down != self._down:
+            reasons = {g["index"]: g.get("down") for g in report.gpus}
+            for index in sorted(set(report.down) - set(self._down)):
+                why = reasons.get(index) or "NVML cannot be loaded"
+                logger.warning("machine %s: GPU %s takes no new work: %s", self.name, index, why)
+            for index in sorted(set(self._down) - set(report.down)):
+                logger.warning("machine %s: GPU %s is back and takes work", self.name, index)
+            self._down = report.down
+        return report
+
+    def _record_telemetry(self, report: GpuReport | None) -> None:
+        """Keep the GPU history point and each running experiment's resource use."""
+        now = time.time()
+        running = self.running()
+        try:
+            with pymongo.timeout(self.settings.lease_ttl / 4):
+                if report is not None and report.gpus:
+                    point = history_point(now, report.gpus)
+                    machines.record_gpu_history(self.db, self.name, point, self._history_keep())
+                for run in running:
+                    self._record_run(run, report, now)
+        except PyMongoError as e:
+            logger.warning("machine %s: telemetry not stored: %s", self.name, e)
+        for gone in set(self._run_stats) - {r.experiment_id for r in running}:
+            self._run_stats.pop(gone, None)
+            self._pids.pop(gone, None)
+            self._last_point.pop(gone, None)
+
+    def _record_run(self, run: Running, report: GpuReport | None, now: float) -> None:
+        experiment_id = ObjectId(run.experiment_id)
+        if run.experiment_id not in self._pids:
+            doc = experiments.get(self.db, experiment_id, [experiments.PID]) or {}
+            if not doc.get(experiments.PID):
+                return  # not started yet
+            self._pids[run.experiment_id] = int(doc[experiments.PID])
+        cpu_seconds, rss, pids = tree_usage(process_tree(self._pids[run.experiment_id]))
+        if not pids:
+            return  # ended between the look and now
+        stats = self._run_stats.setdefault(run.experiment_id, RunStats(gpu=run.gpu))
+        gpu_memory = utilization = None
+        gpu = report.gpu(run.gpu) if report is not None and run.gpu is not None else None
+        if report is not None and gpu is not None and not gpu.get("down"):
+            gpu_memory = gpu_memory_of(pids, report.processes().get(gpu["index"], {}))
+            utilization = gpu.get("utilization")
+        point = stats.add(now, cpu_seconds, rss, gpu_memory, utilization)
+        every = 6 * self.settings.heartbeat
+        if now - self._last_point.get(run.experiment_id, 0.0) < every:
+            experiments.set_fields(self.db, experiment_id, {experiments.RESOURCES: stats.summary()})
+            return
+        self._last_point[run.experiment_id] = now
+        experiments.record_resources(self.db, experiment_id, stats.summary(), point, RUN_POINTS)
 
     def _look_for_kills(self) -> None:
         """Kill requests the channel did not bring (Redis blinked): one query a beat."""

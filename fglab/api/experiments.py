@@ -98,8 +98,25 @@ def rerun_experiment(experiment_id: str) -> Any:
     except OptionsError as e:
         raise BadRequest(f"Experiment {experiment_id} cannot be rerun: {e}") from None
     extra = {"_timeout": doc["_timeout"]} if doc.get("_timeout") else None
-    new_id = services().scheduler.submit(project, options, queue=True, extra=extra)
+    priority = int(doc.get("_priority") or 0)
+    new_id = services().scheduler.submit(
+        project, options, queue=True, extra=extra, priority=priority
+    )
     return {"_id": new_id}, 201
+
+
+@blp.route("/experiments/<experiment_id>/front", methods=["POST"])
+@blp.response(200, description="The experiment, now first in the queue")
+@blp.alt_response(404, description="No such experiment")
+@blp.alt_response(409, description="The experiment is not queued")
+def move_to_front(experiment_id: str) -> Any:
+    """Move a queued experiment to the front of the queue: the next free room that fits
+    it takes it."""
+    store = services().store
+    doc = store.move_to_front(experiment_id)
+    doc["_queue_position"] = store.queue_position(doc)
+    services().broker.ask_dispatch()
+    return doc
 
 
 @blp.route("/experiments/<experiment_id>", methods=["PUT"])

@@ -39,3 +39,12 @@ def seconds_arg(name: str) -> float | None:
     if not (value > 0 and math.isfinite(value)):
         raise BadRequest(f"{name} is {raw!r}; use a number of seconds above 0")
     return value
+
+
+#: The range of an experiment's priority (a point is worth a day of waiting).
+MAX_PRIORITY = 1000
+
+
+def priority_arg() -> int:
+    """``?priority=<n>``: the submission's priority, 0 when absent."""
+    return int_arg("priority", 0, -MAX_PRIORITY, MAX_PRIORITY)

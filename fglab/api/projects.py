@@ -10,7 +10,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, doc_multipart, json_body, parse_json
-from fglab.api.params import seconds_arg
+from fglab.api.params import priority_arg, seconds_arg
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.schema import OptionsError, SchemaError, validate_options, validate_schema
@@ -23,6 +23,13 @@ TIMEOUT_PARAMETER = {
     "name": "timeout",
     "schema": {"type": "number"},
     "description": "Wall-clock limit in seconds; the run ends as `timeout` past it.",
+}
+PRIORITY_PARAMETER = {
+    "in": "query",
+    "name": "priority",
+    "schema": {"type": "integer", "default": 0},
+    "description": "Higher leaves the queue first; each point is worth a day of waiting "
+    "(see the README's Priorities).",
 }
 
 
@@ -114,6 +121,7 @@ def delete_project_files(project_id: str) -> Any:
             "description": "Keep the experiment queued when no machine has room (else 501).",
         },
         TIMEOUT_PARAMETER,
+        PRIORITY_PARAMETER,
     ],
 )
 @blp.response(201, description='{"_id": <experiment ID>}')
@@ -125,7 +133,9 @@ def submit_experiment(project_id: str) -> Any:
     options = _valid_options(project, json_body())
     queue = request.args.get("queue", "").lower() in {"1", "true", "yes"}
     extra = _timeout_field()
-    experiment_id = services().scheduler.submit(project, options, queue=queue, extra=extra)
+    experiment_id = services().scheduler.submit(
+        project, options, queue=queue, extra=extra, priority=priority_arg()
+    )
     return {"_id": experiment_id}, 201
 
 
@@ -140,6 +150,7 @@ def submit_experiment(project_id: str) -> Any:
             "description": "Accepted for compatibility; experiments wait in the queue instead.",
         },
         TIMEOUT_PARAMETER,
+        PRIORITY_PARAMETER,
     ],
 )
 @blp.response(201, description='{"status": "Started", "_ids": [...]}')
@@ -151,7 +162,9 @@ def submit_batch(project_id: str) -> Any:
     if not isinstance(body, list) or not body:
         raise BadRequest("Batch body must be a non-empty JSON list of option sets")
     option_sets = [_valid_options(project, options) for options in body]
-    ids = services().store.new_experiments(project["_id"], option_sets, extra=_timeout_field())
+    ids = services().store.new_experiments(
+        project["_id"], option_sets, extra=_timeout_field(), priority=priority_arg()
+    )
     services().broker.ask_dispatch()
     return {"status": "Started", "_ids": ids}, 201
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, json_object
+from fglab.api.params import priority_arg
 from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.schema import OptionsError, validate_options
@@ -37,7 +38,15 @@ EXAMPLE_SEARCH = {
         "scale linear|log, base}, strings/enums/bools {values}; a field left out keeps its "
         "default. Random search takes `evaluations` and an optional integer `seed`.",
         EXAMPLE_SEARCH,
-    )
+    ),
+    parameters=[
+        {
+            "in": "query",
+            "name": "priority",
+            "schema": {"type": "integer", "default": 0},
+            "description": "Priority of every experiment of the search; higher goes first.",
+        }
+    ],
 )
 @blp.response(201, description='{"status": "Started", "_ids": [...], "count": n}')
 @blp.alt_response(400, description="A bad body or spec (the message names the field)")
@@ -67,6 +76,6 @@ def search(project_id: str) -> Any:
         typed = [validate_options(schema, options) for options in option_sets]
     except (SearchError, OptionsError) as e:
         raise BadRequest(str(e)) from None
-    ids = services().store.new_experiments(project["_id"], typed)
+    ids = services().store.new_experiments(project["_id"], typed, priority=priority_arg())
     services().broker.ask_dispatch()
     return {"status": "Started", "_ids": ids, "count": len(ids)}, 201

@@ -29,6 +29,7 @@ from fglab.logs import stderr_tail
 from fglab.store import object_id
 from fglab.sweeps.driver import SweepDriver
 from fglab.table_query import QueryError, TableQuery, parse_ids
+from fglab.telemetry import gpu_history_charts, run_charts
 from tasks import machines as machine_record
 from tasks.contract import PROJECT_TEMPLATE
 from tasks.fields import is_large_ref
@@ -249,6 +250,8 @@ def experiment(experiment_id: str) -> str:
         ended=status in TERMINAL,
         exit_info=exit_info,
         failure=_failure(doc, status, exit_info),
+        queue_position=store.queue_position(doc) if status == Status.QUEUED else None,
+        resources=_dict_field(doc, "_resources"),
         options=[
             (name, show(value), _is_default(value, schema.get(name)))
             for name, value in options.items()
@@ -266,6 +269,7 @@ def experiment(experiment_id: str) -> str:
             "status": status,
             "ended": status in TERMINAL,
             "has_charts": doc.get("_charts") is not None,
+            "resource_charts": run_charts(doc.get("_resource_samples") or []),
         },
     )
 
@@ -314,7 +318,12 @@ def machine(machine_id: str) -> str:
         queued=[{**e, "project_name": names.get(str(e.get("_project_id")))} for e in queued],
         queued_total=queued_total,
         flower_url=services().settings.flower_url,
-        page_data={"machine_id": doc["_id"], "drained": bool(doc.get("drained"))},
+        gpu_down=[str(i) for i in doc.get("gpu_down") or []],
+        page_data={
+            "machine_id": doc["_id"],
+            "drained": bool(doc.get("drained")),
+            "gpu_charts": gpu_history_charts(store.machine_gpu_history(doc["_id"])),
+        },
     )
 
 

@@ -130,6 +130,14 @@ class Fleet:
             env["PASSWORD"] = password
         return self._start("web", [sys.executable, "-m", "fglab.cli", "web"], env)
 
+    def start_flower(self, port: int, password: str | None = None) -> Process:
+        """Flower as the Procfile starts it (``fglab flower``), on 127.0.0.1:`port`."""
+        env = settings_env(self.settings, FGLAB_FLOWER_PORT=port)
+        env.pop("PASSWORD", None)
+        if password is not None:
+            env["PASSWORD"] = password
+        return self._start("flower", [sys.executable, "-m", "fglab.cli", "flower"], env)
+
     def _start(self, name: str, command: list[str], env: dict[str, str]) -> Process:
         log = self.root / f"{name}-{len(self.processes)}.log"
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -365,6 +365,7 @@ def test_experiment_page_shows_everything_stored(client, store, db, project) -> 
         "status": "fail",
         "ended": True,
         "has_charts": True,
+        "resource_charts": [],  # no telemetry was recorded for it
     }
 
 
@@ -520,7 +521,7 @@ def test_drained_machine_shows_why_and_a_resume_button(client, store) -> None:
     ]
     assert busy == [("0", False), ("1", True)]
     assert find(machine_page, "#drain-message")["role"] == "status"
-    assert page_data(machine_page) == {"machine_id": "gpu-a", "drained": True}
+    assert page_data(machine_page) == {"machine_id": "gpu-a", "drained": True, "gpu_charts": []}
 
 
 def test_open_machine_has_a_drain_button_and_no_busy_gpus(client, store) -> None:
@@ -539,7 +540,7 @@ def test_open_machine_has_a_drain_button_and_no_busy_gpus(client, store) -> None
     assert machine_page.find(id="resume") is None
     assert machine_page.find(id="drain-reason") is None
     assert "Busy GPUs" not in facts(machine_page)
-    assert page_data(machine_page) == {"machine_id": "gpu-b", "drained": False}
+    assert page_data(machine_page) == {"machine_id": "gpu-b", "drained": False, "gpu_charts": []}
 
 
 def test_draining_through_the_api_shows_on_the_page(client, store) -> None:

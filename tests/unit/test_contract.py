@@ -89,7 +89,8 @@ def test_experiment_field_names() -> None:
         "_files", "_scores", "_notes", "_charts", "_created", "_dispatched", "_claimed",
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
-        "_hooks", "_sweep", "_trial", "_prune", "_step",
+        "_hooks", "_sweep", "_trial", "_prune", "_step", "_priority", "_queue_at",
+        "_resources", "_resource_samples",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,
@@ -112,13 +113,25 @@ def test_history_and_sweep_names() -> None:
     }
 
 
+def test_the_queue_key_weighs_a_point_of_priority_as_a_day_of_waiting() -> None:
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    assert experiments.AGING_HOURS == 24.0
+    assert experiments.QUEUE_ORDER == (("_queue_at", 1), ("_id", 1))
+    assert experiments.queue_at(at, 0) == at
+    assert experiments.queue_at(at, 1) == at - timedelta(days=1)
+    assert experiments.queue_at(at, -2) == at + timedelta(days=2)
+    assert {"_priority", "_queue_at"} <= experiments.SYSTEM_FIELDS
+
+
 def test_machine_field_names() -> None:
     assert machines.COLLECTION == "machines"
     assert machines.FIELDS == (
         "_id", "hostname", "address", "os", "cpus", "mem", "gpus", "projects", "gpu_count",
         "gpu_details", "gpu_busy", "_registered", "_heartbeat", "projects_error", "drained",
-        "drain_reason", "start_failures",
+        "drain_reason", "start_failures", "gpu_down",
     )  # fmt: skip
+    assert (machines.HISTORY_COLLECTION, machines.SAMPLES) == ("machine_history", "samples")
+    assert machines.unavailable_gpus({"gpu_busy": [2], "gpu_down": [0, 2]}) == [0, 2]
 
 
 # Liveness: one definition for the pages, the scheduler and the sweep -------------------

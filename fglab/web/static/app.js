@@ -700,9 +700,11 @@ function experimentPage() {
   setupNotes(base);
   setupKill(base);
   setupRerun(base);
+  setupFront(base);
   followLogs(base);
   const charts = chartDrawer(base);
   if (data.has_charts) charts.refresh();
+  drawTelemetry("resource-charts", data.resource_charts);
   if (!data.ended) watchExperiment(base, data, charts);
 }
 
@@ -719,6 +721,24 @@ function setupRerun(base) {
     } catch (error) {
       button.disabled = false;
       say("rerun-message", error.message, true);
+    }
+  });
+}
+
+/** "Move to front": a queued experiment goes ahead of every other queued one. */
+function setupFront(base) {
+  const button = document.getElementById("front");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const doc = await api("POST", `${base}/front`);
+      say("queue-position", String(doc._queue_position));
+      say("front-message", "Moved to the front of the queue.");
+    } catch (error) {
+      say("front-message", error.message, true);
+    } finally {
+      button.disabled = false;
     }
   });
 }
@@ -913,17 +933,25 @@ function followLogs(base) {
 
 /** Draws the experiment's charts; `refresh()` fetches them again and redraws only when
  * they changed (a running experiment rewrites its charts file as it goes). */
-function chartDrawer(base) {
-  let drawn = null;
-  let loaded = null;
-  const load = async () => {
+let c3Loading = null;
+
+/** Load the vendored d3 and C3 (and C3's stylesheet) once per page. */
+function loadC3() {
+  c3Loading = c3Loading || (async () => {
     const css = document.createElement("link");
     css.rel = "stylesheet";
     css.href = C3_URLS.css;
     document.head.append(css);
     if (!window.d3) await loadScript(C3_URLS.d3);
     if (!window.c3) await loadScript(C3_URLS.c3);
-  };
+  })();
+  return c3Loading;
+}
+
+function chartDrawer(base) {
+  let drawn = null;
+  let loaded = null;
+  const load = loadC3;
   const refresh = async () => {
     let charts;
     try {
@@ -998,7 +1026,26 @@ function machinePage() {
   const data = pageData();
   const base = `/api/v1/machines/${encodeURIComponent(data.machine_id)}`;
   setupDrain(base);
+  drawTelemetry("gpu-charts", data.gpu_charts);
   refreshLiveSections();
+}
+
+/** Draw C3 configs the server built from telemetry (GPU history, a run's resources). */
+async function drawTelemetry(holderId, configs) {
+  const holder = document.getElementById(holderId);
+  if (!holder || !configs || !configs.length) return;
+  try {
+    await loadC3();
+  } catch (error) {
+    holder.textContent = `Charts need C3.js, which could not be loaded (${error.message}).`;
+    return;
+  }
+  for (const config of configs) {
+    const node = document.createElement("div");
+    node.className = "chart";
+    holder.append(node);
+    window.c3.generate({ ...config, bindto: node });
+  }
 }
 
 /** Drain (with an optional reason) or resume the machine, then show the page anew. */
