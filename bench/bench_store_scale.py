@@ -11,14 +11,18 @@ through FGLab's own code and its median is kept:
 - first page: ``Store.experiment_rows`` sorted by ``_scores.loss``, 50 rows, with its count;
 - counts: the project's experiments counted by status (one ``$group``).
 
-Run: ``.venv/bin/python bench/bench_store_scale.py --sizes 1000 10000 100000``.
-Prints one line per (engine, size) and, with ``--json``, writes the rows for the suite.
+Run: ``.venv/bin/python bench/bench_store_scale.py --sizes 1000 10000 100000``
+(``FGLAB_EMBEDDED_PATCHES=0`` measures mongoeco without FGLab's fixes). Progress goes to
+stderr; the last lines on stdout are a table (operation, engine, patched or not, size,
+median ms, ratio to the smallest size) that ``bench/suite.py`` reads; ``--json`` also
+writes the rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args(argv)
     report: dict[str, list[dict[str, Any]]] = {}
+    code = "unpatched" if os.environ.get("FGLAB_EMBEDDED_PATCHES") == "0" else "patched"
     if args.uri:
         report["given"] = run_engine(args.uri, args.sizes, args.repeats)
     for engine in [] if args.uri else args.engines:
@@ -159,11 +164,14 @@ def main(argv: list[str] | None = None) -> int:
                 report[engine] = run_engine(server.uri, args.sizes, args.repeats)
             finally:
                 server.stop()
+    print("operation engine code size median_ms ratio")
     for engine, rows in report.items():
         smallest = rows[0]
-        for row in rows:
-            ratios = ", ".join(f"{name} {row[name] / smallest[name]:.2f}x" for name in OPERATIONS)
-            print(f"{engine:>6} {row['size']:>7}: {ratios}")
+        for name in OPERATIONS:
+            for row in rows:
+                ratio = row[name] / smallest[name]
+                key = name.replace(" ", "_")
+                print(f"{key} {engine} {code} {row['size']:,} {row[name]:.2f} {ratio:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

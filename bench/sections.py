@@ -51,10 +51,8 @@ class Sizes:
 
 
 def _store_scale(sizes: str, runs: int) -> tuple[str, ...]:
-    """bench_store_scale.py's arguments: the memory engine (the suite's), fixed code only,
-    and no insert_many_250 (deleting what it added takes minutes at 10,000 documents)."""
-    ops = "insert_one,update,first_page,count_status,group_status"
-    return tuple(f"--engine memory --sizes {sizes} --no-upstream --runs {runs} --ops {ops}".split())
+    """bench_store_scale.py's arguments: the memory engine (the suite's)."""
+    return ("--engines", "memory", "--sizes", *sizes.split(","), "--repeats", str(runs))
 
 
 FULL = Sizes(
@@ -66,7 +64,7 @@ FULL = Sizes(
     dispatch_repeats=5,
     fleet_machines=(1, 2, 3),
     fleet_experiments=300,
-    store_scale_args=_store_scale("1000,10000,100000", runs=10),
+    store_scale_args=_store_scale("1000,10000,100000", runs=5),
     store_scale_timeout=1800.0,
 )
 QUICK = Sizes(
@@ -453,6 +451,7 @@ def parse_store_scale(output: str) -> list[Row]:
                 f"{float(row['ms']):.2f} ms",
                 f"{float(first['ms']):.2f} ms at {first['size']}",
                 f"{row['ratio']}x",
+                *(("<= 2x", met(float(row["ratio"]) <= 2)) if row is not first else ()),
             )
         )
     return rows
