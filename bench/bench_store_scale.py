@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in OPERATIONS:
             for row in rows:
                 ratio = row[name] / smallest[name]
-                key = re.sub(r"\W+", "_", name).strip("_")
+                key = re.sub(r"[\W_]+", "_", name).strip("_")
                 print(f"{key} {engine} {code} {row['size']:,} {row[name]:.2f} {ratio:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
