@@ -1224,7 +1224,9 @@ function drawParallel(data) {
   const [top, bottom, left, right] = [34, height - 24, 70, width - 90];
   const better = data.objective.goal === "maximize" ? (a, b) => b - a : (a, b) => a - b;
   const ranked = [...trials].sort((a, b) => better(a.objective, b.objective));
-  const axes = data.space.map((field) => ({
+  // An option that kept one value in every trial tells nothing: no axis for it.
+  const varied = data.space.filter((field) => new Set(trials.map((t) => JSON.stringify(t.options[field.name]))).size > 1);
+  const axes = varied.map((field) => ({
     name: field.name,
     ...axisOf(trials.map((t) => t.options[field.name]), field.log, bottom, top),
     value: (t) => t.options[field.name],
