@@ -1,4 +1,4 @@
-"""Experiments table rows as CSV lines, one at a time: pure, no I/O.
+"""Experiments table rows as CSV lines (or a JSON array), one at a time: pure, no I/O.
 
 Columns: ``_id``, ``status``, one per option (schema order), one per score (a score
 named like an option is headed ``_scores.<name>``), ``duration`` (seconds from
@@ -22,28 +22,51 @@ from fglab.jsonify import to_json_value
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def headers(option_names: Sequence[str], score_names: Sequence[str]) -> list[str]:
+def headers(
+    option_names: Sequence[str],
+    score_names: Sequence[str],
+    lead: Sequence[str] = (),
+    tail: Sequence[str] = (),
+) -> list[str]:
     options = set(option_names)
     scores = [f"_scores.{name}" if name in options else name for name in score_names]
-    return ["_id", "status", *option_names, *scores, "duration"]
+    return [*lead, "_id", "status", *option_names, *scores, "duration", *tail]
 
 
 def csv_lines(
-    rows: Iterable[Mapping[str, Any]], option_names: Sequence[str], score_names: Sequence[str]
+    rows: Iterable[Mapping[str, Any]],
+    option_names: Sequence[str],
+    score_names: Sequence[str],
+    *,
+    lead: Sequence[str] = (),
+    tail: Sequence[str] = (),
 ) -> Iterator[str]:
-    """The header line, then one line per row (each ends with CRLF)."""
-    yield _line(headers(option_names, score_names))
+    """The header line, then one line per row (each ends with CRLF). `lead` and `tail`
+    name more top-level fields of the rows, as columns before and after the usual ones
+    (a sweep's ``trial`` and ``reason``)."""
+    yield _line(headers(option_names, score_names, lead, tail))
     for row in rows:
         options = _mapping(row.get("_options"))
         scores = _mapping(row.get("_scores"))
         cells = [
+            *(cell(row.get(name)) for name in lead),
             str(row.get("_id", "")),
             str(row.get("_status", "")),
             *(cell(options.get(name)) for name in option_names),
             *(cell(scores.get(name)) for name in score_names),
             duration(row.get("_started"), row.get("_finished")),
+            *(cell(row.get(name)) for name in tail),
         ]
         yield _line(cells)
+
+
+def json_array(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """Rows as one JSON array, a row per chunk (IDs and times spelled as the API does)."""
+    yield "["
+    for index, row in enumerate(rows):
+        text = json.dumps(row, default=to_json_value, ensure_ascii=False)
+        yield ("," if index else "") + "\n" + text
+    yield "\n]\n"
 
 
 def cell(value: object) -> str:

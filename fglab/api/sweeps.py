@@ -7,11 +7,14 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, json_object
-from fglab.errors import BadRequest
+from fglab.api.downloads import download
+from fglab.csv_export import csv_lines, json_array
+from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.store import object_id
 from fglab.sweeps.config import SweepError
 from fglab.sweeps.driver import SweepDriver
+from fglab.sweeps.trials import export_rows, score_names
 
 blp = Blueprint("sweeps", __name__, url_prefix="/api/v1", description="Sweeps")
 
@@ -109,3 +112,45 @@ def resume_sweep(sweep_id: str) -> Any:
 def cancel_sweep(sweep_id: str) -> Any:
     """Cancel a sweep: queued trials are cancelled, running ones killed."""
     return _driver().cancel(object_id(sweep_id, "Sweep ID"))
+
+
+@blp.route("/sweeps/<sweep_id>/experiments.csv", methods=["GET"])
+@blp.response(
+    200,
+    content_type="text/csv",
+    description="The sweep's trials by number, one line each: `trial`, then the project "
+    "export's columns (`_id`, `status`, options, scores, `duration`), then `reason`",
+)
+@blp.alt_response(404, description="No such sweep")
+def sweep_experiments_csv(sweep_id: str) -> Any:
+    """Export a sweep's experiments as CSV."""
+    sweep, project, rows = _export(sweep_id)
+    lines = csv_lines(
+        rows, list(project["schema"]), score_names(rows), lead=("trial",), tail=("reason",)
+    )
+    return download(lines, "text/csv", f"{project['name']}-sweep-{sweep['_id']}.csv")
+
+
+@blp.route("/sweeps/<sweep_id>/experiments.json", methods=["GET"])
+@blp.response(
+    200,
+    content_type="application/json",
+    description="The sweep's trials by number as a JSON array: `trial`, `_id`, `_status`, "
+    "`_options`, `_scores`, `_started`, `_finished`, `objective`, `reason`",
+)
+@blp.alt_response(404, description="No such sweep")
+def sweep_experiments_json(sweep_id: str) -> Any:
+    """Export a sweep's experiments as JSON."""
+    sweep, project, rows = _export(sweep_id)
+    return download(
+        json_array(rows), "application/json", f"{project['name']}-sweep-{sweep['_id']}.json"
+    )
+
+
+def _export(sweep_id: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    store = services().store
+    sweep = store.sweeps.get(object_id(sweep_id, "Sweep ID"))
+    if sweep is None:
+        raise NotFound(f"Sweep ID {sweep_id} does not exist")
+    project = store.get_project(sweep["project"])
+    return sweep, project, export_rows(sweep, store.sweep_trials(sweep["_id"]))

@@ -1,5 +1,5 @@
 """The experiments table: one sorted, filtered page of a project's experiments at a time,
-and the whole filtered set as CSV.
+the whole filtered set as CSV or JSON, and the score names the table's columns show.
 
 The original's ``GET /projects/{id}/experiments`` answers every whole document; a
 project with tens of thousands of experiments needs the server to sort, filter and page,
@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import request
 from flask_smorest import Blueprint
 
+from fglab.api.downloads import download
 from fglab.api.params import int_arg
-from fglab.csv_export import csv_lines
+from fglab.csv_export import csv_lines, json_array
 from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.table_query import (
@@ -148,15 +149,40 @@ def experiments_csv(project_id: str) -> Any:
         )
         yield from csv_lines(rows, options, scores)
 
-    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in project["name"])
-    return Response(
-        stream_with_context(lines()),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}-experiments.csv"',
-            "X-Accel-Buffering": "no",
-        },
+    return download(lines(), "text/csv", f"{project['name']}-experiments.csv")
+
+
+@blp.route("/projects/<project_id>/experiments.json", methods=["GET"])
+@blp.doc(parameters=_FILTERS)
+@blp.response(
+    200,
+    content_type="application/json",
+    description="Every matching experiment as a JSON array, streamed: the table's rows "
+    "(`_id`, `_status`, `_options`, `_scores`, `_created`, `_started`, `_finished`, "
+    "`_notes`, `_machine_id`)",
+)
+@blp.alt_response(400, description="A bad sort field, order, status, filter or ID")
+@blp.alt_response(404, description="No such project")
+def experiments_json(project_id: str) -> Any:
+    """Export a project's experiments (the same filters as the table) as JSON."""
+    store = services().store
+    project = store.get_project(project_id)
+    query, sort, descending = _read_query(project)
+    rows = store.iter_experiment_rows(
+        project["_id"], sort=sort, descending=descending, where=query.to_mongo(project["_id"])
     )
+    return download(json_array(rows), "application/json", f"{project['name']}-experiments.json")
+
+
+@blp.route("/projects/<project_id>/scores", methods=["GET"])
+@blp.response(200, description='`{"scores": [names]}`, in order of first appearance')
+@blp.alt_response(404, description="No such project")
+def score_names(project_id: str) -> Any:
+    """List the score names a project's experiments reported so far (a sweep's objective
+    is one of them)."""
+    store = services().store
+    project = store.get_project(project_id)
+    return {"scores": store.score_names(project["_id"])}
 
 
 def _read_query(project: dict[str, Any]) -> tuple[TableQuery, str, bool]:

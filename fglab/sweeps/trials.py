@@ -16,7 +16,10 @@ from typing import Any
 from fglab.sweeps.config import Objective
 from tasks.states import ACTIVE, Status
 
-__all__ = ["best_trial", "objective_value", "status_counts", "trial_view"]
+__all__ = [
+    "best_trial", "export_rows", "objective_value", "score_names", "status_counts",
+    "trial_view",
+]  # fmt: skip
 
 #: The sweep-side state of a trial, as Optuna is told it.
 COMPLETE, PRUNED, FAILED, RUNNING = "complete", "pruned", "fail", "running"
@@ -112,3 +115,39 @@ def sweep_view(sweep: Mapping[str, Any], trials: Iterable[Mapping[str, Any]]) ->
         "best": best_trial(rows, objective),
         "trials": rows,
     }
+
+
+def export_rows(
+    sweep: Mapping[str, Any], trials: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """A sweep's trials as exported rows, by trial number: the experiments table's fields
+    (``_id``, ``_status``, ``_options``, ``_scores``, ``_started``, ``_finished``) plus the
+    sweep's view of each (``trial``, ``objective``, ``reason``)."""
+    objective = Objective(**sweep["objective"]) if sweep.get("objective") else None
+    rows = []
+    for doc in trials:
+        view = trial_view(doc, objective)
+        rows.append(
+            {
+                "trial": view["trial"],
+                "_id": doc["_id"],
+                "_status": doc["_status"],
+                "_options": doc.get("_options", {}),
+                "_scores": doc.get("_scores") or {},
+                "_started": doc.get("_started"),
+                "_finished": doc.get("_finished"),
+                "objective": view["objective"],
+                "reason": view["reason"],
+            }
+        )
+    return rows
+
+
+def score_names(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every score name of the rows, in order of first appearance."""
+    names: dict[str, None] = {}
+    for row in rows:
+        scores = row.get("_scores")
+        if isinstance(scores, Mapping):
+            names.update(dict.fromkeys(scores))
+    return list(names)

@@ -157,7 +157,8 @@ def project(project_id: str) -> str:
 @pages.route("/sweeps/<sweep_id>")
 def sweep(sweep_id: str) -> str:
     """A sweep: its state and best trial, every trial with its objective, status and
-    reason, and the objective per trial with the best so far."""
+    reason; the script draws the objective per trial, the parallel coordinates of the
+    searched options against it, and each trial's reported curve."""
     store = services().store
     try:
         oid = object_id(sweep_id, "Sweep ID")
@@ -165,8 +166,18 @@ def sweep(sweep_id: str) -> str:
         raise NotFound(f"Sweep ID {sweep_id} does not exist") from None
     view = SweepDriver(services().scheduler).view(oid)
     project = store.get_project(view["project"])
-    chart = [
-        {"trial": t["trial"], "objective": t["objective"], "status": t["status"]}
+    objective = view["objective"]
+    histories = store.histories([t["experiment"] for t in view["trials"]]) if objective else {}
+    trials = [
+        {
+            "trial": t["trial"],
+            "experiment": str(t["experiment"]),
+            "objective": t["objective"],
+            "status": t["status"],
+            "reason": t["reason"],
+            "options": t["options"],
+            "curve": _curve(histories.get(t["experiment"], []), objective),
+        }
         for t in view["trials"]
     ]
     return render_template(
@@ -176,16 +187,49 @@ def sweep(sweep_id: str) -> str:
         counts=_ordered_counts(view["counts"]),
         page_data={
             "sweep_id": str(view["_id"]),
+            "project_id": str(project["_id"]),
             "state": view["state"],
-            "objective": view["objective"],
-            "points": chart,
+            "objective": objective,
+            "space": _searched(project["schema"], view["space"]),
+            "points": [
+                {"trial": t["trial"], "objective": t["objective"], "status": t["status"]}
+                for t in trials
+            ],
+            "trials": trials,
         },
     )
 
 
+def _curve(points: list[dict], objective: Mapping[str, Any] | None) -> list[list[float]]:
+    """A trial's reported objective as ``[step, value]`` pairs, oldest step first."""
+    if objective is None:
+        return []
+    curve = []
+    for point in points:
+        value = (point.get("scores") or {}).get(objective["score"])
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            curve.append([point["step"], value])
+    return curve
+
+
+def _searched(schema: Mapping[str, Mapping], space: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The options a sweep searches, in schema order, each with its type and scale: the
+    axes of the parallel coordinates."""
+    return [
+        {
+            "name": name,
+            "type": spec.get("type"),
+            "log": isinstance(space[name], Mapping) and space[name].get("scale") == "log",
+        }
+        for name, spec in schema.items()
+        if name in space
+    ]
+
+
 @pages.route("/projects/<project_id>/compare")
 def compare(project_id: str) -> str:
-    """Selected experiments side by side: options (differing ones marked) and scores."""
+    """Selected experiments side by side: options (differing ones marked) and scores; the
+    script overlays their charts series by series."""
     store = services().store
     project = store.get_project(project_id)
     schema: dict[str, dict] = project["schema"]
@@ -221,6 +265,7 @@ def compare(project_id: str) -> str:
         options=options,
         scores=scores,
         missing=[str(i) for i in ids if str(i) not in by_id],
+        page_data={"ids": [str(doc["_id"]) for doc in docs]},
     )
 
 

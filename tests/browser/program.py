@@ -8,6 +8,9 @@ into ``<results>/<_id>/``. Modes:
   half way until that file exists. Then ``_scores``, ``_charts`` (two series on x arrays
   of their own, with axis labels) and an image, ``plot.png``.
 - ``bigchart``: one ``_charts`` series of ``--points`` values.
+- ``curve``: a loss curve over ``--epochs`` steps of 0.15 s, ``lr + 1 / step``, each step
+  rewriting ``progress.json`` with ``_scores`` and ``_step`` (a sweep's trial); then
+  ``_charts`` as ``report`` writes them.
 - ``sleep``: waits for the ``--until`` file (or two minutes), to be killed.
 - ``fail``: a line on stderr, exit status 3.
 """
@@ -122,6 +125,13 @@ def main() -> int:
         }
         write_json(folder, "chart.json", {"_charts": chart_})
         print(f"wrote {n} points", flush=True)
+        return 0
+    if mode == "curve":
+        epochs = int(opts.get("epochs", "4"))
+        for step in range(1, epochs + 1):
+            write_json(folder, "progress.json", {"_scores": {"loss": lr + 1 / step}, "_step": step})
+            time.sleep(0.15)
+        write_json(folder, "chart.json", chart(epochs))
         return 0
     if mode == "sleep":
         print(f"sleeping until {opts.get('until')}", flush=True)

@@ -152,8 +152,9 @@ def test_project_form_has_every_field_with_its_default(client, project) -> None:
     assert options["adam"] == (True, "adam")
     assert options["sgd"] == (False, "sgd")
     # The optimisation form: one row per option, enums and bools as checkboxes.
-    assert len(project_page.select(".search-field")) == len(EXAMPLE_SCHEMA)
-    assert find(project_page, 'input[type="checkbox"][data-value="adam"]').has_attr("checked")
+    search = find(project_page, "form#search-form")
+    assert len(search.select(".search-field")) == len(EXAMPLE_SCHEMA)
+    assert find(search, 'input[type="checkbox"][data-value="adam"]').has_attr("checked")
     assert project_page.find("input", attrs={"name": "evaluations"}) is not None
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import threading
 
 import pytest
@@ -131,3 +134,59 @@ def test_a_claim_whose_experiment_was_never_made_is_made_by_the_next_pass(
     made = trials(db, sweep_id)
     assert [(doc["_trial"], doc["_status"]) for doc in made] == [(0, "cancelled"), (1, "queued")]
     assert made[1]["_id"] == claim["experiment"]
+
+
+def test_a_sweep_exports_its_trials_as_csv_and_json(client, db, project):
+    sweep = create(
+        client, project, method="grid", space=GRID, parallelism=2,
+        objective={"score": "loss", "goal": "minimize"},
+    ).json  # fmt: skip
+    first, second = (ObjectId(t["experiment"]) for t in sweep["trials"])
+    db["experiments"].update_one(
+        {"_id": first}, {"$set": {"_status": "success", "_scores": {"loss": 0.25, "acc": 0.9}}}
+    )
+    db["experiments"].update_one(
+        {"_id": second},
+        {"$set": {"_status": "pruned", "_scores": {"loss": 2.0}, "_exit": {"reason": "slow"}}},
+    )
+    url = f"/api/v1/sweeps/{sweep['_id']}/experiments"
+
+    answer = client.get(f"{url}.csv")
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    assert answer.headers["Content-Disposition"] == (
+        f'attachment; filename="mnist-sweep-{sweep["_id"]}.csv"'
+    )
+    header, *lines = csv.reader(io.StringIO(answer.get_data(as_text=True)))
+    assert header == [
+        "trial", "_id", "status", "seed", "model", "batchSize", "optimiser", "learningRate",
+        "L2", "loss", "acc", "duration", "reason",
+    ]  # fmt: skip
+    assert lines == [
+        ["0", str(first), "success", "123", "cnn.v2", "32", "sgd", "0.001", "true", "0.25",
+         "0.9", "", ""],
+        ["1", str(second), "pruned", "123", "cnn.v2", "32", "adam", "0.001", "true", "2.0",
+         "", "", "slow"],
+    ]  # fmt: skip
+
+    answer = client.get(f"{url}.json")
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    rows = json.loads(answer.get_data(as_text=True))
+    assert [(r["trial"], r["_id"], r["_status"], r["objective"], r["reason"]) for r in rows] == [
+        (0, str(first), "success", 0.25, None),
+        (1, str(second), "pruned", 2.0, "slow"),  # its last value, as the trials show
+    ]
+    assert rows[1]["_options"]["optimiser"] == "adam"
+    assert rows[0]["_scores"] == {"loss": 0.25, "acc": 0.9}
+    assert client.get(f"/api/v1/sweeps/{ObjectId()}/experiments.json").status_code == 404
+
+
+def test_a_projects_score_names_are_listed_for_the_sweep_form(client, db, project):
+    url = f"/api/v1/projects/{project['_id']}/scores"
+    assert client.get(url).json == {"scores": []}
+    sweep = create(client, project, method="grid", space=GRID, parallelism=1).json
+    db["experiments"].update_one(
+        {"_id": ObjectId(sweep["trials"][0]["experiment"])},
+        {"$set": {"_scores": {"loss": 0.3, "accuracy": 0.9}}},
+    )
+    assert client.get(url).json == {"scores": ["loss", "accuracy"]}
+    assert client.get(f"/api/v1/projects/{ObjectId()}/scores").status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -265,3 +266,21 @@ def test_csv_cells_cannot_become_formulas(client, db, project) -> None:
     assert header[-4:] == ["L2", "_scores.model", "f1", "duration"]  # a score named as an option
     assert row[2:4] == ["-3", '\'=HYPERLINK("http://x")']
     assert row[-3:-1] == ["'@sum", "-0.5"]
+
+
+def test_json_export_is_every_filtered_row_in_the_tables_shape(client, project, scored) -> None:
+    answer = client.get(
+        f"/api/v1/projects/{project['_id']}/experiments.json",
+        query_string={"sort": "_scores.loss", "order": "desc", "filter": "_scores.loss<0.8"},
+    )
+
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/json"
+    assert answer.is_streamed
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="mnist-experiments.json"'
+    rows = json.loads(answer.get_data(as_text=True))
+    assert [row["_id"] for row in rows] == [scored[5], scored[0], scored[4], scored[1]]
+    assert [row["_scores"]["loss"] for row in rows] == [0.7, 0.5, 0.3, 0.1]
+    assert "_charts" not in rows[0] and "big" not in rows[0]
+    assert rows[0]["_options"]["seed"] == 5
+    assert rows[-1]["_status"] == "success"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from pathlib import Path
@@ -158,3 +159,84 @@ def test_a_restarted_scheduler_goes_on_without_running_a_trial_twice(
     assert [doc["_trial"] for doc in docs] == list(range(8))
     assert {doc["_status"] for doc in docs} == {"success"}
     assert sweep["counts"] == {"success": 8}
+
+
+def test_a_grid_of_3_by_2_by_2_makes_exactly_its_12_option_sets(client, db, project, machine):
+    space = {
+        "final": {"min": 0, "max": 3, "steps": 3},
+        "steps": {"min": 2, "max": 4, "steps": 2},
+        "delay": {"min": 0.01, "max": 0.03, "steps": 2},
+    }
+    sweep_id = create(client, project, method="grid", space=space, parallelism=4, objective=LOSS)
+    sweep = wait_for(sweep_state(client, sweep_id, "finished"), 120, "the sweep to finish")
+    docs = trials(db, sweep_id)
+    sets = [(d["_options"]["final"], d["_options"]["steps"], d["_options"]["delay"]) for d in docs]
+    assert len(docs) == 12 == db["experiments"].count_documents({"_project_id": project["_id"]})
+    assert sorted(sets) == [
+        (f, s, d) for f in (0.0, 1.0, 2.0) for s in (2, 3) for d in (0.01, 0.02)
+    ]
+    assert sweep["counts"] == {"success": 12}
+    assert most_at_once(docs) <= 4
+
+
+def test_random_trials_stay_in_every_range_and_draw_log_scales_in_the_exponent(
+    client, db, project, machine
+):
+    space = {
+        "final": {"min": 0.001, "max": 10, "scale": "log", "base": 10},
+        "steps": {"min": 2, "max": 5},
+        "delay": {"min": 0.01, "max": 0.02},
+    }
+    sweep_id = create(
+        client, project, method="random", space=space, budget=20, parallelism=4,
+        objective=LOSS, seed=11,
+    )  # fmt: skip
+    wait_for(sweep_state(client, sweep_id, "finished"), 180, "the sweep to finish")
+    docs = trials(db, sweep_id)
+    assert [doc["_trial"] for doc in docs] == list(range(20))
+    finals = [doc["_options"]["final"] for doc in docs]
+    assert all(0.001 <= f < 10 for f in finals)
+    assert all(
+        isinstance(d["_options"]["steps"], int) and 2 <= d["_options"]["steps"] < 5 for d in docs
+    )
+    assert all(0.01 <= d["_options"]["delay"] < 0.02 for d in docs)
+    # Uniform in the exponent: three quarters fall below 1 (a linear draw: one in ten),
+    # and every decade [10^k, 10^(k+1)) gets some.
+    assert sum(f < 1 for f in finals) >= 10
+    assert {math.floor(math.log10(f)) for f in finals} == {-3, -2, -1, 0}
+    assert len(set(finals)) == 20
+
+
+def test_pause_lets_running_trials_finish_resume_goes_on_and_cancel_kills(
+    client, db, project, machine
+):
+    space = {
+        "final": {"min": 0, "max": 4, "steps": 4},
+        "steps": {"min": 30, "max": 31},
+        "delay": {"min": 0.1, "max": 0.11},
+    }
+    sweep_id = create(client, project, method="grid", space=space, parallelism=2, objective=LOSS)
+    url = f"/api/v1/sweeps/{sweep_id}"
+
+    def statuses() -> list[str]:
+        return [doc["_status"] for doc in trials(db, sweep_id)]
+
+    wait_for(lambda: statuses() == ["running", "running"], 60, "two trials to run")
+    assert client.post(f"{url}/pause").json["state"] == "paused"
+    wait_for(lambda: statuses() == ["success", "success"], 60, "the running trials to finish")
+    # Their slots were freed (the end events were handled) and no trial was made.
+    wait_for(lambda: db["sweeps"].find_one({"_id": ObjectId(sweep_id)})["open"] == [], 30,
+             "the ended trials' slots to be freed")  # fmt: skip
+    assert statuses() == ["success", "success"]
+
+    assert client.post(f"{url}/resume").json["state"] == "running"
+    wait_for(lambda: statuses()[2:] == ["running", "running"], 60, "the next two trials to run")
+    cancelled = client.post(f"{url}/cancel").json
+    assert cancelled["state"] == "cancelled"
+    wait_for(lambda: statuses()[2:] == ["killed", "killed"], 60, "the running trials to be killed")
+    docs = trials(db, sweep_id)
+    assert len(docs) == 4
+    for doc in docs[2:]:
+        steps = [p["step"] for p in client.get(f"/api/v1/experiments/{doc['_id']}/history").json]
+        assert max(steps, default=0) < 30  # stopped before its last step
+    assert client.get(url).json["counts"] == {"success": 2, "killed": 2}
