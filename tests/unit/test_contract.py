@@ -88,7 +88,7 @@ def test_experiment_field_names() -> None:
         "_files", "_scores", "_notes", "_charts", "_created", "_dispatched", "_claimed",
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
-        "_hooks",
+        "_hooks", "_run_dir",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,

@@ -226,11 +226,15 @@ def test_a_stalled_redis_costs_bounded_memory_and_never_blocks_the_pipe(fake, mo
     assert sum(int(n[1]) for n in notices if n) == sink.unstreamed_bytes
 
 
-def test_small_chunks_are_coalesced_per_stream() -> None:
-    batch = [("out", "a", 1), ("out", "b", 1), ("err", "c", 1), ("out", "d", 1)]
-    assert logs._coalesce(batch) == [("out", "ab", 2), ("err", "c", 1), ("out", "d", 1)]
-    big = [("out", "x" * 40000, 40000), ("out", "y" * 40000, 40000)]
-    assert [size for _, _, size in logs._coalesce(big)] == [40000, 40000]
+def test_small_chunks_are_coalesced_per_stream_keeping_the_last_offset() -> None:
+    batch = [("out", "a", 1, 10), ("out", "b", 1, 20), ("err", "c", 1, 30), ("out", "d", 1, None)]
+    assert logs._coalesce(batch) == [
+        ("out", "ab", 2, 20),
+        ("err", "c", 1, 30),
+        ("out", "d", 1, None),
+    ]
+    big = [("out", "x" * 40000, 40000, None), ("out", "y" * 40000, 40000, None)]
+    assert [size for _, _, size, _ in logs._coalesce(big)] == [40000, 40000]
 
 
 def test_tail_of_a_stream_without_output_is_empty(fake) -> None:
