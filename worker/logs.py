@@ -50,7 +50,7 @@ PENDING_LIMIT = 8 * 1024 * 1024
 #: How long ``close`` waits for the publisher to send what is pending, in seconds.
 CLOSE_FLUSH_S = 30.0
 #: Seconds between looks at a followed output file for more.
-FOLLOW_EVERY = 0.05
+FOLLOW_EVERY = 0.02
 
 #: A pending or kept chunk: stream, text, UTF-8 size, offset in the followed file (or None).
 Chunk = tuple[str, str, int, int | None]

@@ -80,9 +80,12 @@ class Supervised:
 
     def ended(self) -> RunEnd | None:
         """How the run ended, once the supervisor wrote it; None while it runs."""
-        if self._process is not None:
-            self._process.poll()  # reap our child, so it is no zombie
-        return read_end(self.run_dir)
+        end = read_end(self.run_dir)
+        if end is not None and self._process is not None:
+            # It exits right after writing the end: reap it, so it is no zombie.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+        return end
 
     def alive(self) -> bool:
         if self._process is not None:

@@ -22,18 +22,14 @@ not depend on the worker's packages. Linux only (``prctl``, ``/proc``).
 
 from __future__ import annotations
 
-import argparse
 import codecs
-import contextlib
 import ctypes
 import errno
-import json
 import os
 import select
 import signal
 import sys
 import time
-from pathlib import Path
 
 #: Files of a run folder; the worker's side (worker/supervision.py) reads the same names.
 STATE_FILE = "supervisor.json"
@@ -52,31 +48,28 @@ READ_SIZE = 65536
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    run_dir = Path(args.run_dir)
-    supervisor = Supervisor(run_dir, args.program, args.grace, args.orphan_after)
-    supervisor.run()
+    run_dir, grace, orphan_after, program = _parse(sys.argv[1:] if argv is None else argv)
+    Supervisor(run_dir, program, grace, orphan_after).run()
     return 0
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    """Options before ``--``, the program's argv after it (never parsed)."""
-    parser = argparse.ArgumentParser(prog="supervisor", description="See worker/supervisor.py.")
-    parser.add_argument("run_dir")
-    parser.add_argument("--grace", type=float, required=True)
-    parser.add_argument("--orphan-after", type=float, required=True)
-    if "--" not in argv or argv.index("--") == len(argv) - 1:
-        parser.error("give the program after --")
-    split = argv.index("--")
-    args = parser.parse_args(argv[:split])
-    args.program = argv[split + 1 :]
-    return args
+def _parse(argv: list[str]) -> tuple[str, float, float, list[str]]:
+    """``RUN_DIR --grace S --orphan-after S -- PROGRAM...``, by hand: argparse (and the
+    ``re`` it imports) would add a sixth to the supervisor's start."""
+    try:
+        split = argv.index("--")
+        run_dir, grace_flag, grace, orphan_flag, orphan_after = argv[:split]
+        if (grace_flag, orphan_flag) != ("--grace", "--orphan-after") or split + 1 == len(argv):
+            raise ValueError
+        return run_dir, float(grace), float(orphan_after), argv[split + 1 :]
+    except ValueError:
+        sys.exit("usage: supervisor.py RUN_DIR --grace S --orphan-after S -- PROGRAM [ARGS...]")
 
 
 class Supervisor:
     """Runs one program to its end and leaves nothing of its tree behind."""
 
-    def __init__(self, run_dir: Path, program: list[str], grace: float, orphan_after: float):
+    def __init__(self, run_dir: str, program: list[str], grace: float, orphan_after: float):
         self.run_dir = run_dir
         self.program = program
         self.grace = grace
@@ -97,7 +90,8 @@ class Supervisor:
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, _noted)
         output = os.open(
-            self.run_dir / OUTPUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            os.path.join(self.run_dir, OUTPUT_FILE),
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
         )
         try:
             self.pid = self._spawn()
@@ -105,7 +99,7 @@ class Supervisor:
             self._write_exit({"error": f"could not start {self.program[0]!r}: {e.strerror or e}"})
             return
         state: dict[str, object] = {"pid": os.getpid(), "program": self.pid}
-        _write_json(self.run_dir / STATE_FILE, state)
+        _write_json(os.path.join(self.run_dir, STATE_FILE), state)
         _say_ready(state)
         next_watch = time.monotonic() + WATCH_EVERY
         while not self._done():
@@ -172,6 +166,8 @@ class Supervisor:
                 continue
             text = decoder.decode(data, final=not data)
             if text:
+                import json  # after the program started (see _write_json)
+
                 line = json.dumps({"s": stream, "t": text}, ensure_ascii=False) + "\n"
                 os.write(output, line.encode())
             if not data:
@@ -210,7 +206,7 @@ class Supervisor:
 
     def _worker_away(self) -> bool:
         try:
-            touched = (self.run_dir / HEARTBEAT_FILE).stat().st_mtime
+            touched = os.stat(os.path.join(self.run_dir, HEARTBEAT_FILE)).st_mtime
         except OSError:
             touched = self.started
         return time.time() - max(touched, self.started) > self.orphan_after
@@ -264,14 +260,17 @@ class Supervisor:
         }
 
     def _write_exit(self, ending: dict[str, object]) -> None:
-        _write_json(self.run_dir / EXIT_FILE, {"finished": time.time(), **ending})
+        _write_json(os.path.join(self.run_dir, EXIT_FILE), {"finished": time.time(), **ending})
 
 
 def _say_ready(state: dict[str, object]) -> None:
     """Tell the worker that started us (a line on stdout), then let go of stdout."""
-    # When that worker is gone already, the next one finds us through the state file.
-    with contextlib.suppress(OSError):
+    import json
+
+    try:
         os.write(1, (json.dumps(state) + "\n").encode())
+    except OSError as e:  # that worker is gone: the next one finds the state file
+        print(f"supervisor: could not say we are ready: {e}", file=sys.stderr)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
@@ -320,10 +319,15 @@ def _quiet_kill(send: object) -> None:
             raise
 
 
-def _write_json(path: Path, value: dict[str, object]) -> None:
+def _write_json(path: str, value: dict[str, object]) -> None:
     """Write whole or not at all: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value))
+    # Imported here, once the program runs: json (and the re it imports) is a fifth of
+    # the supervisor's start, which the program would otherwise wait for.
+    import json
+
+    tmp = path + ".tmp"
+    with open(tmp, "w") as out:
+        out.write(json.dumps(value))
     os.replace(tmp, path)
 
 
