@@ -243,9 +243,12 @@ def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> Non
     supervised.touch()
     outcome: Outcome | None = None
     ended: dict[str, Any] | None = None
+    asked: Outcome | None = None
     try:
         if doc["_status"] == str(Status.LOST):
             # Given up by the sweep while its worker was away: nothing of it may run on.
+            stopped = "its supervisor still ran and the restarted worker stopped the run"
+            asked = Outcome(Status.LOST, stopped)
             supervised.stop()
         elif doc["_status"] == str(Status.CLAIMED):
             doc = (
@@ -263,9 +266,8 @@ def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> Non
         sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
         sink.follow(supervised.output, publish_from=sink.streamed_offset())
         timeout = doc.get("_timeout") or (implementation.timeout if implementation else None)
-        outcome, ended = _follow(
-            machine, doc, running, supervised, sink, _results_folder(doc, implementation), timeout
-        )
+        folder = _results_folder(doc, implementation)
+        outcome, ended = _follow(machine, doc, running, supervised, sink, folder, timeout, asked)
     except Exception:
         logger.exception("experiment %s: following the re-adopted run failed", experiment_id)
     finally:
@@ -287,6 +289,7 @@ def _follow(
     sink: LogSink,
     folder: Path,
     timeout: float | None,
+    asked: Outcome | None = None,
 ) -> tuple[Outcome | None, dict[str, Any] | None]:
     """Watch a supervised run to its end and record it; (None, None) when the worker
     stops first and leaves the run to its supervisor."""
@@ -300,7 +303,7 @@ def _follow(
     )
     started = doc.get(experiments.STARTED)
     began = _aware(started).timestamp() if started else time.time()
-    outcome = _watch(machine, running, supervised, results, began, timeout, doc)
+    outcome = _watch(machine, running, supervised, results, began, timeout, asked)
     if outcome is None:
         sink.stop_following()
         sink.join(timeout=5)  # what the stream got is where the next worker goes on
@@ -315,7 +318,7 @@ def _follow(
             outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
     log = _persist(machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"]))
     landed = _final_upload(results, machine.settings.mongo_retry)
-    if outcome.status == Status.LOST:
+    if outcome.status == Status.LOST or doc["_status"] == str(Status.LOST):
         ended = _lose(machine, doc, outcome.reason, log)
     else:
         ended = _finish(machine, doc, outcome, log=log)
@@ -336,16 +339,14 @@ def _watch(
     results: ResultsSync,
     began: float,
     timeout: float | None,
-    doc: dict[str, Any],
+    asked: Outcome | None,
 ) -> Outcome | None:
     """Wait for the end, the timeout or a kill request, syncing results meanwhile.
 
     None when the worker stops first (and keeps its runs). A stop asks the supervisor,
-    which stops the whole tree (TERM, grace, KILL) and then writes the end.
+    which stops the whole tree (TERM, grace, KILL) and then writes the end; `asked` is
+    the outcome of a stop already asked for.
     """
-    asked: Outcome | None = None
-    if running.kill.is_set() and doc.get(experiments.KILL_REQUESTED):
-        asked = Outcome(Status.KILLED, "killed on request")
     last_sync = time.monotonic()
     while True:
         end = supervised.ended()
@@ -361,8 +362,6 @@ def _watch(
         elif asked is None and running.kill.is_set():
             asked = Outcome(Status.KILLED, "killed on request")
             supervised.stop()
-        elif asked is not None and running.kill.is_set():
-            supervised.stop()  # an adopted run's request, or a repeated one: harmless
         now = time.monotonic()
         if now - last_sync >= SYNC_EVERY:
             results.sync()
