@@ -226,17 +226,25 @@ class Supervisor:
             self._signal_tree(signal.SIGKILL)  # something forked meanwhile
             if now >= self.stop_deadline + KILL_PATIENCE:
                 # Unkillable (stuck in the kernel): say so rather than wait forever.
-                print(f"supervisor: gave up on {_descendants()}", file=sys.stderr)
+                print(f"supervisor: gave up on {sorted(_descendants())}", file=sys.stderr)
                 self.gave_up = True
                 self._pipes.clear()
                 if self.status is None:
                     self.status = -1
 
     def _signal_tree(self, signum: int) -> None:
+        """Signal the program's group at once, and each descendant outside it.
+
+        Once each: a program that saves a checkpoint on TERM and exits must not get a
+        second TERM while it exits (Python's default handler is back by then).
+        """
+        group = None
         if self.status is None:
+            group = self.pid
             _quiet_kill(lambda: os.killpg(self.pid, signum))
-        for pid in _descendants():
-            _quiet_kill(lambda pid=pid: os.kill(pid, signum))
+        for pid, pgid in _descendants().items():
+            if pgid != group:
+                _quiet_kill(lambda pid=pid: os.kill(pid, signum))
 
     # The end ----------------------------------------------------------------------------
 
@@ -287,9 +295,10 @@ def _become_subreaper() -> None:
         print(f"supervisor: not a subreaper: {os.strerror(number)}", file=sys.stderr)
 
 
-def _descendants() -> list[int]:
-    """Live (non-zombie) processes below this one, found through /proc."""
+def _descendants() -> dict[int, int]:
+    """Live (non-zombie) processes below this one, with their process groups (/proc)."""
     children: dict[int, list[int]] = {}
+    groups: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -301,12 +310,14 @@ def _descendants() -> list[int]:
         fields = raw[raw.rfind(b")") + 2 :].split()
         if fields[0] in (b"Z", b"X"):
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        groups[pid] = int(fields[2])
+    found: dict[int, int] = {}
     todo = [os.getpid()]
     while todo:
         for child in children.get(todo.pop(), []):
-            found.append(child)
+            found[child] = groups[child]
             todo.append(child)
     return found
 
