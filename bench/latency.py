@@ -28,6 +28,7 @@ from tasks.states import TERMINAL
 from tests.integration.fleet import status_of, submit
 from tests.waiting import wait_for
 from worker.launcher import launch
+from worker.supervision import supervise
 
 #: The program: record when it started in ``<argv[1]>/<its _id>`` (written whole, then moved).
 STAMP = (
@@ -177,3 +178,21 @@ def spawn_seconds(runs: int, cwd: Path) -> tuple[list[float], list[float]]:
             launched.append(took_launch)
             plain.append(took_plain)
     return launched, plain
+
+
+def supervised_seconds(runs: int, cwd: Path) -> list[float]:
+    """Seconds until ``supervise(["true"])`` returns: the supervisor is up and the program
+    started (the worker's real launch since runs outlive their worker)."""
+    true = shutil.which("true") or "/bin/true"
+    env = dict(os.environ)
+    took: list[float] = []
+    for index in range(runs + 5):  # five warm-ups
+        started = time.perf_counter()
+        supervised = supervise(
+            [true], cwd, env, cwd / "runs" / str(index), grace=1.0, orphan_after=30.0
+        )
+        if index >= 5:
+            took.append(time.perf_counter() - started)
+        while supervised.ended() is None:
+            supervised.wait(0.05)
+    return took

@@ -130,12 +130,14 @@ def throughput_operations_latency(services: Services, sizes: Sizes, report: Repo
     direct_stamps.mkdir()
     direct = latency.direct_popen_to_start(direct_stamps, sizes.latency_runs)
     launched, plain_popen = latency.spawn_seconds(sizes.spawn_runs, services.root)
+    supervised = latency.supervised_seconds(sizes.spawn_runs, services.root)
     rss = latency.resident_mib()
 
     report.rows += _throughput_rows(mine, theirs)
     report.rows += _operation_rows(mine, theirs)
     report.rows += _latency_rows(submitted, direct, launched, plain_popen, rss)
     report.rows += _stage_rows(stages)
+    report.rows.append(_supervised_row(supervised, plain_popen))
     report.raw["throughput"] = {"fglab": _raw(mine), "baseline": _raw(theirs)}
     report.raw["latency_s"] = {
         "fglab_submit_to_start": list(submitted),
@@ -143,6 +145,7 @@ def throughput_operations_latency(services: Services, sizes: Sizes, report: Repo
         "popen_to_start": list(direct),
         "launch": list(launched),
         "popen_true": list(plain_popen),
+        "supervise_true": list(supervised),
     }
     report.notes += _stranger_notes("throughput: FGLab", mine.counts)
     report.notes += _stranger_notes("throughput: baseline", theirs.counts)
@@ -252,6 +255,19 @@ def _stranger_notes(window: str, counts: Counts | None) -> list[str]:
         f"({', '.join(databases)}) sent commands in the window, so its Redis counts include "
         "theirs; rerun with --own-redis for exact counts."
     ]
+
+
+def _supervised_row(supervised: Sequence[float], plain: Sequence[float]) -> Row:
+    """The supervisor's start: a Python of its own, so milliseconds, not microseconds."""
+    a, b = statistics.median(supervised), statistics.median(plain)
+    return Row(
+        "3 latency",
+        f"supervise() (supervisor up, program started) vs Popen of `true`, median of "
+        f"{len(supervised)}",
+        f"{1000 * a:.1f} ms",
+        f"{1000 * b:.2f} ms",
+        ratio(a, b),
+    )
 
 
 def _latency_rows(

@@ -82,6 +82,15 @@ def _url(*schemes: str) -> Callable[[str, str], str]:
     return parse
 
 
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a yes/no value; use true or false")
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw)).expanduser()
 
@@ -124,6 +133,11 @@ class Settings:
     heartbeat: float = 5.0
     #: Seconds between TERM and KILL when an experiment is stopped.
     kill_grace: float = 10.0
+    #: Where each run's supervisor keeps its files (output, exit status, heartbeat).
+    runs_dir: Path = Path("data/runs")
+    #: A worker that stops leaves its runs to their supervisors, for the next worker to
+    #: re-adopt (deploys); false makes a warm shutdown wait until its runs end.
+    keep_runs_on_stop: bool = True
     #: Bytes of stdout+stderr kept with an experiment (the tail survives).
     log_max_bytes: int = 8 * 1024 * 1024
     #: Largest result file uploaded to GridFS, in bytes.
@@ -213,6 +227,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_LEASE_TTL": ("lease_ttl", _positive_float),
     "FGLAB_HEARTBEAT": ("heartbeat", _positive_float),
     "FGLAB_KILL_GRACE": ("kill_grace", _positive_float),
+    "FGLAB_RUNS_DIR": ("runs_dir", _path),
+    "FGLAB_KEEP_RUNS_ON_STOP": ("keep_runs_on_stop", _bool),
     "FGLAB_LOG_MAX_BYTES": ("log_max_bytes", _int_in(1024)),
     "FGLAB_MAX_FILE_BYTES": ("max_file_bytes", _int_in(1)),
     "FGLAB_MAX_REQUEST_BYTES": ("max_request_bytes", _int_in(1024)),

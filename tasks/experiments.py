@@ -52,6 +52,7 @@ PID = "_pid"
 PGID = "_pgid"
 ARGV = "_argv"
 RESULTS_DIR = "_results_dir"
+RUN_DIR = "_run_dir"  # the supervisor's folder on the machine (output, exit status)
 EXIT = "_exit"  # {"code", "signal", "reason"}
 LOG = "_log"  # the kept log: {"file_id", "bytes", "cut_bytes"}
 REAPED = "_reaped"  # a restarted worker dealt with the run's process group
@@ -72,6 +73,7 @@ FIELDS = (
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
     PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS, SWEEP, TRIAL,
     PRUNE, STEP, PRIORITY, QUEUE_AT, RESOURCES, RESOURCE_SAMPLES,
+    RUN_DIR,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
@@ -322,13 +324,21 @@ def claim(
 
 
 def start(
-    db: Database, experiment_id: ObjectId, *, pid: int, argv: Sequence[str], results_dir: str
+    db: Database,
+    experiment_id: ObjectId,
+    *,
+    pid: int,
+    argv: Sequence[str],
+    results_dir: str,
+    run_dir: str | None = None,
 ) -> dict[str, Any] | None:
-    """claimed -> running: the program runs as `pid`, in its own process group.
+    """claimed -> running: the program runs as `pid`, in its own process group, under the
+    supervisor whose files are in `run_dir` (a restarted worker finds it there).
 
     Returns the document after (its ``_hooks`` say whether a "started" webhook waits).
     """
     fields = {
+        RUN_DIR: run_dir,
         STATUS: str(Status.RUNNING),
         STARTED: now(),
         PID: pid,
@@ -371,16 +381,24 @@ def hooked(doc: Mapping[str, Any] | None, event: str) -> bool:
 
 
 def lose(
-    db: Database, experiment_id: ObjectId, reason: str, *, reaped: bool = False
+    db: Database,
+    experiment_id: ObjectId,
+    reason: str,
+    *,
+    reaped: bool = False,
+    log: Mapping[str, Any] | None = None,
 ) -> dict | None:
     """claimed or running -> lost: its worker or machine went away, and why.
 
     `reaped` says the run's process group was dealt with (by a restarted worker), so no
-    later restart signals a group ID the system has since handed out again.
+    later restart signals a group ID the system has since handed out again. `log` is the
+    kept log, when a restarted worker could still keep it.
     """
     fields: dict[str, Any] = {STATUS: str(Status.LOST), FINISHED: now(), EXIT: exit_record(reason)}
     if reaped:
         fields[REAPED] = now()
+    if log is not None:
+        fields[LOG] = dict(log)
     return _move(db, "lose", experiment_id, fields)
 
 

@@ -5,7 +5,9 @@ The machine's log sink writes, FGLab's log routes read; both follow this module.
 Live: the Redis stream ``log_key(experiment_id)`` holds entries with two fields, ``s``
 (the stream: ``out``, ``err``, ``meta`` for notices such as a cut, ``end``) and ``t``
 (text). It is capped at about ``STREAM_MAXLEN`` entries (``XADD ... MAXLEN ~``), closed by
-one entry ``{"s": END_MARK, "t": ""}``, and expires a day after that.
+one entry ``{"s": END_MARK, "t": ""}``, and expires a day after that. Output of a
+supervised run also carries ``o`` (``OFFSET``): the byte offset in the run's output file
+after that entry, so a worker that re-adopts the run resumes the stream where it stopped.
 
 Kept: when the experiment ends, the tail of its output (a bounded number of bytes) goes to
 GridFS as ``LOG_FILENAME``, JSON lines ``{"s": ..., "t": ...}``, with ``LOG_METADATA``
@@ -22,6 +24,8 @@ from typing import Any
 STREAM_MAXLEN = 10_000
 #: The ``s`` of the entry that closes a stream.
 END_MARK = "end"
+#: The field of a live entry that holds its end offset in the run's output file.
+OFFSET = "o"
 #: The ``s`` of worker notices (a cut, a failed start), as opposed to the program's output.
 META = "meta"
 LOG_FILENAME = "fglab-log.jsonl"

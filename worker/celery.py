@@ -3,6 +3,10 @@
 The pool is threads: a pool slot only waits on a program and watches its folder, and
 the ledger, not the pool size, decides what starts (the pool must be at least as large
 as the most experiments this machine's projects allow at once).
+
+Stopping the worker (TERM, even KILL) does not stop its runs: each program runs under a
+supervisor of its own, and the next worker of the machine re-adopts them. With
+``FGLAB_KEEP_RUNS_ON_STOP=false`` a warm shutdown instead waits until every run ends.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from kombu import Queue
 
 from config import Settings, load_settings
@@ -27,7 +31,7 @@ from tasks.contract import (
 )
 from worker.machine import Machine
 from worker.projects import ProjectsError
-from worker.runner import run_experiment
+from worker.runner import resume_left_runs, run_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +95,23 @@ def create_worker_app(settings: Settings) -> Celery:
     def _ready(sender: Any = None, **_: Any) -> None:
         m = machine()
         m.register()
-        m.recover()
+        resume_left_runs(m)
         m.start_heartbeat()
+
+    @worker_shutting_down.connect(weak=False)
+    def _stopping(sender: Any = None, **_: Any) -> None:
+        # Runs a signal handler: only set a flag. Each run's thread then returns and
+        # leaves its program to its supervisor, so the warm shutdown ends at once.
+        if settings.keep_runs_on_stop and "machine" in machine_holder:
+            machine_holder["machine"].leave_runs()
 
     @worker_shutdown.connect(weak=False)
     def _shutdown(sender: Any = None, **_: Any) -> None:
         if "machine" in machine_holder:
-            machine_holder["machine"].stop_heartbeat()
+            m = machine_holder["machine"]
+            if not settings.keep_runs_on_stop:
+                m.wait_for_adopted()  # a warm shutdown waits for every run
+            m.stop_heartbeat()
 
     return app
 

@@ -5,6 +5,10 @@ that never wait on Redis: they only decode and append in memory. One publisher t
 per sink sends what accumulated to the Redis stream (one XADD per coalesced chunk of up
 to 64 KiB); when Redis is slow or down, live output is dropped (counted, and a ``meta``
 notice marks the gap once Redis answers again) while the kept tail still gets it all.
+
+A supervised run's output comes from its supervisor's output file instead of pipes
+(`follow`); each live entry then carries its offset in that file, so a worker that
+re-adopts the run goes on from where the stream stopped (`streamed_offset`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import IO, Any
 
 from bson import ObjectId
@@ -26,9 +31,11 @@ from tasks.files import put_kept_log
 from tasks.logs import (
     END_MARK,
     META,
+    OFFSET,
     STREAM_MAXLEN,
     STREAM_TTL_S,
     cut_notice,
+    decode_line,
     encode_line,
     log_key,
 )
@@ -42,6 +49,11 @@ READ_SIZE = 65536
 PENDING_LIMIT = 8 * 1024 * 1024
 #: How long ``close`` waits for the publisher to send what is pending, in seconds.
 CLOSE_FLUSH_S = 30.0
+#: Seconds between looks at a followed output file for more.
+FOLLOW_EVERY = 0.02
+
+#: A pending or kept chunk: stream, text, UTF-8 size, offset in the followed file (or None).
+Chunk = tuple[str, str, int, int | None]
 
 
 def _size(text: str) -> int:
@@ -76,7 +88,7 @@ class LogSink:
         self._changed = threading.Condition(threading.Lock())
         self._kept: deque[tuple[str, str, int]] = deque()
         self._kept_bytes = 0
-        self._pending: deque[tuple[str, str, int]] = deque()
+        self._pending: deque[Chunk] = deque()
         self._pending_bytes = 0
         self._gap = 0  # bytes missing from the stream since the last XADD that landed
         self._publisher: threading.Thread | None = None
@@ -85,6 +97,7 @@ class LogSink:
         self._open_pumps = 0
         self._closed = False
         self._warned = False
+        self._followed_all = threading.Event()
 
     # Feeding -------------------------------------------------------------------------
 
@@ -115,6 +128,43 @@ class LogSink:
             self._pumps.append(thread)
         thread.start()
         return thread
+
+    def follow(self, path: Path, *, publish_from: int = 0) -> threading.Thread:
+        """Tail a supervisor's output file (kept-log lines) on a daemon thread.
+
+        Lines that end at or before byte `publish_from` only refill the kept tail (a
+        previous worker streamed them already); later ones are streamed live too. Reads
+        until `stop_following()`, then to the end of the file. Returns the thread;
+        ``join()`` waits for it like for a pump.
+        """
+        thread = threading.Thread(
+            target=self._follow,
+            args=(path, publish_from),
+            name=f"log-follow-{self.experiment_id}",
+            daemon=True,
+        )
+        with self._changed:
+            self._open_pumps += 1
+            self._pumps.append(thread)
+        thread.start()
+        return thread
+
+    def stop_following(self) -> None:
+        """The file is complete (the run ended): followers read to its end and stop."""
+        self._followed_all.set()
+
+    def streamed_offset(self) -> int:
+        """How far into the followed file the live stream got (0 when it has nothing)."""
+        try:
+            entries = self._redis.xrevrange(self.key, count=100)
+        except RedisError as error:
+            logger.warning("Live log of %s: offset not read: %s", self.experiment_id, error)
+            return 0
+        for _, fields in entries:
+            offset = fields.get(OFFSET.encode()) or fields.get(OFFSET)
+            if offset is not None:
+                return int(offset)
+        return 0
 
     def write(self, stream: str, text: str) -> None:
         """Append a worker message (stream "meta", e.g. "could not start: ...")."""
@@ -221,11 +271,48 @@ class LogSink:
         finally:
             with contextlib.suppress(OSError):  # already closed by its owner
                 release()
-            with self._changed:
-                self._open_pumps -= 1
-                self._changed.notify_all()
+            self._pump_ended()
 
-    def _append(self, stream: str, text: str, raw: int) -> None:
+    def _follow(self, path: Path, publish_from: int) -> None:
+        offset = 0
+        partial = b""
+        try:
+            with path.open("rb") as output:
+                finishing = False
+                while True:
+                    data = output.read(READ_SIZE)
+                    if not data:
+                        if finishing:
+                            return
+                        finishing = self._followed_all.wait(FOLLOW_EVERY)
+                        continue
+                    *lines, partial = (partial + data).split(b"\n")
+                    for line in lines:
+                        offset += len(line) + 1
+                        self._take_line(line, offset, publish=offset > publish_from)
+        except OSError as error:
+            logger.warning(
+                "Log of experiment %s: reading %s failed: %s", self.experiment_id, path, error
+            )
+        finally:
+            self._pump_ended()
+
+    def _take_line(self, line: bytes, offset: int, publish: bool) -> None:
+        try:
+            entry = decode_line(line)
+        except ValueError:
+            logger.warning("Log of experiment %s: unreadable line skipped", self.experiment_id)
+            return
+        self._append(entry["s"], entry["t"], len(line) + 1, offset=offset, publish=publish)
+
+    def _pump_ended(self) -> None:
+        with self._changed:
+            self._open_pumps -= 1
+            self._changed.notify_all()
+
+    def _append(
+        self, stream: str, text: str, raw: int, offset: int | None = None, publish: bool = True
+    ) -> None:
         size = _size(text)
         with self._changed:
             self.bytes_read += raw
@@ -233,10 +320,12 @@ class LogSink:
                 return
             self.total_bytes += size
             self._keep(stream, text, size)
-            self._pending.append((stream, text, size))
+            if not publish:
+                return
+            self._pending.append((stream, text, size, offset))
             self._pending_bytes += size
             while self._pending_bytes > PENDING_LIMIT and self._pending:
-                _, _, dropped = self._pending.popleft()
+                _, _, dropped, _ = self._pending.popleft()
                 self._pending_bytes -= dropped
                 self._lost(dropped)
             if self._publisher is None:
@@ -302,19 +391,19 @@ class LogSink:
                     self._busy = False
                     self._changed.notify_all()
 
-    def _send(self, entries: list[tuple[str, str, int]], gap: int) -> None:
+    def _send(self, entries: list[Chunk], gap: int) -> None:
         """XADD each entry; on the first Redis error count the rest as not streamed."""
-        for index, (stream, text, _) in enumerate(entries):
+        for index, (stream, text, _, offset) in enumerate(entries):
             try:
                 if gap:
                     self._xadd(META, f"[... {gap} bytes not streamed live ...]")
                     with self._changed:
                         self._gap -= gap
                     gap = 0
-                self._xadd(stream, text)
+                self._xadd(stream, text, offset)
             except RedisError as error:
                 with self._changed:
-                    for _, _, size in entries[index:]:
+                    for _, _, size, _ in entries[index:]:
                         self._lost(size)
                     warn, self._warned = not self._warned, True
                 if warn:
@@ -326,21 +415,30 @@ class LogSink:
                     )
                 return
 
-    def _xadd(self, stream: str, text: str) -> None:
-        self._redis.xadd(self.key, {"s": stream, "t": text}, maxlen=STREAM_MAXLEN, approximate=True)
+    def _xadd(self, stream: str, text: str, offset: int | None = None) -> None:
+        fields: dict[str, str | int] = {"s": stream, "t": text}
+        if offset is not None:
+            fields[OFFSET] = offset
+        self._redis.xadd(self.key, fields, maxlen=STREAM_MAXLEN, approximate=True)
 
 
-def _coalesce(batch: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
-    """Join neighbouring chunks of the same stream, up to READ_SIZE bytes an entry."""
-    merged: list[tuple[str, list[str], int]] = []
-    for stream, text, size in batch:
+def _coalesce(batch: list[Chunk]) -> list[Chunk]:
+    """Join neighbouring chunks of the same stream, up to READ_SIZE bytes an entry (the
+    joined entry carries the offset of its last chunk)."""
+    merged: list[tuple[str, list[str], int, int | None]] = []
+    for stream, text, size, offset in batch:
         if merged and merged[-1][0] == stream and merged[-1][2] + size <= READ_SIZE:
             last = merged[-1]
             last[1].append(text)
-            merged[-1] = (stream, last[1], last[2] + size)
+            merged[-1] = (
+                stream,
+                last[1],
+                last[2] + size,
+                offset if offset is not None else last[3],
+            )
         else:
-            merged.append((stream, [text], size))
-    return [(stream, "".join(parts), size) for stream, parts, size in merged]
+            merged.append((stream, [text], size, offset))
+    return [(stream, "".join(parts), size, offset) for stream, parts, size, offset in merged]
 
 
 def _maybe_object_id(value: object) -> Any:

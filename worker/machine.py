@@ -1,9 +1,10 @@
 """One machine's runtime: its connections, projects, running experiments and heartbeat.
 
-The heartbeat keeps three things true while the worker lives: the machine's record in
-MongoDB is fresh (the scheduler only uses machines that beat), the leases of its running
-experiments are renewed (a dead worker's leases expire by themselves), and projects.json
-changes reach FGLab.
+The heartbeat keeps four things true while the worker lives: the supervisors of its runs
+know it is there (one left alone longer than a lease stops its run), the machine's record
+in MongoDB is fresh (the scheduler only uses machines that beat), the leases of its
+running experiments are renewed (a dead worker's leases expire by themselves), and
+projects.json changes reach FGLab.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tasks.states import Status
 from worker.launcher import group_alive, stop_group
 from worker.projects import Implementation, ProjectsFile
 from worker.specs import gpu_memory_used, read_specs
+from worker.supervision import Supervised
 from worker.telemetry import (
     GpuReport,
     RunStats,
@@ -60,6 +62,8 @@ class Running:
     gpu: int | None
     #: Set when someone asked to stop it (the kill channel, or the heartbeat's look).
     kill: threading.Event = field(default_factory=threading.Event)
+    #: Its supervisor, once the program runs; the heartbeat keeps it company.
+    supervised: Supervised | None = None
 
 
 class Machine:
@@ -94,6 +98,9 @@ class Machine:
         self._pids: dict[str, int] = {}
         self._last_point: dict[str, float] = {}
         self._down: tuple[int, ...] = ()
+        #: Set when the worker stops and leaves its runs to their supervisors.
+        self.detaching = threading.Event()
+        self._adopted: list[threading.Thread] = []
 
     # Running experiments ------------------------------------------------------------
 
@@ -109,6 +116,22 @@ class Machine:
         with self._lock:
             return list(self._running.values())
 
+    def add_adopted(self, thread: threading.Thread) -> None:
+        """A thread that follows a run an earlier worker left (see `wait_for_adopted`)."""
+        with self._lock:
+            self._adopted.append(thread)
+
+    def leave_runs(self) -> None:
+        """The worker is stopping: runs stay with their supervisors for the next worker."""
+        self.detaching.set()
+
+    def wait_for_adopted(self) -> None:
+        """Wait until every re-adopted run has ended (a warm shutdown that waits for runs)."""
+        with self._lock:
+            adopted = list(self._adopted)
+        for thread in adopted:
+            thread.join()
+
     def implementation(self, project_id: str) -> Implementation | None:
         return self.projects.current().get(project_id)
 
@@ -123,8 +146,9 @@ class Machine:
         logger.info("machine %s registered with %d GPU(s)", self.name, self.gpu_count)
 
     def beat(self) -> None:
-        """One heartbeat: renew leases, refresh the record, look for kill requests, publish
-        projects.json changes."""
+        """One heartbeat: tell supervisors, renew leases, refresh the record, look for kill
+        requests, publish projects.json changes."""
+        self._touch_supervisors()
         self._renew_leases()
         projects = {pid: impl.summary() for pid, impl in self.projects.current().items()}
         fields: dict[str, Any] = {machines.GPU_BUSY: self.busy_gpus()}
@@ -289,6 +313,14 @@ class Machine:
         if running is not None:
             running.kill.set()
 
+    def _touch_supervisors(self) -> None:
+        for running in self.running():
+            if running.supervised is not None:
+                try:
+                    running.supervised.touch()
+                except OSError as e:  # its folder is gone: the run is ending
+                    logger.debug("experiment %s: heartbeat file: %s", running.experiment_id, e)
+
     def _renew_leases(self) -> None:
         running = self.running()
         if not running:
@@ -310,39 +342,35 @@ class Machine:
         except RedisError as e:
             logger.warning("machine %s: leases not renewed: %s", self.name, e)
 
-    def recover(self) -> int:
-        """After a restart: end what a previous worker of this machine left running.
+    def recover_unsupervised(self, doc: dict[str, Any]) -> bool:
+        """After a restart: end a run an earlier worker left without a live supervisor
+        (claimed but never started, a supervisor that died, or a run from before
+        supervisors).
 
-        Its programs were started in process groups recorded on the experiments; any
-        group still alive is stopped, and the experiment is marked ``lost`` with why (one
-        the sweep already marked lost keeps its status; the reason gains the stop).
-        Returns how many experiments were recovered (newly marked lost).
+        Any process group recorded on it that is still alive is stopped, and the
+        experiment is marked ``lost`` with why (one the sweep already marked lost keeps its
+        status; the reason gains the stop). Returns True when it was newly marked lost.
         """
-        count = 0
-        # Lost ones too: the sweep marks them lost once this machine falls silent, mostly
-        # before the worker is back, and only the direct child had PDEATHSIG, so the rest
-        # of the group may still run.
-        for doc in experiments.left_on_machine(self.db, self.name):
-            pgid = int(doc.get("_pgid") or 0)
-            reaped = pgid > 0 and group_alive(pgid)
+        pgid = int(doc.get("_pgid") or 0)
+        reaped = pgid > 0 and group_alive(pgid)
+        if reaped:
+            stop_group(pgid, self.settings.kill_grace)
+        stopped = f"process group {pgid} was still running and has been stopped"
+        if doc["_status"] == str(Status.LOST):
+            reason = None
             if reaped:
-                stop_group(pgid, self.settings.kill_grace)
-            stopped = f"process group {pgid} was still running and has been stopped"
-            if doc["_status"] == str(Status.LOST):
-                reason = None
-                if reaped:
-                    before = (doc.get("_exit") or {}).get("reason") or "lost"
-                    reason = f"{before}; {stopped} by the restarted worker"
-                    logger.warning("experiment %s: %s", doc["_id"], stopped)
-                experiments.note_reaped(self.db, doc["_id"], reason)
-                continue
-            reason = "its worker stopped while it ran" + (f"; {stopped}" if reaped else "")
-            if experiments.lose(self.db, doc["_id"], reason, reaped=True) is not None:
-                count += 1
-                self.ledger.release(self.name, str(doc["_id"]))
-                self.notify("finished", {"experiment_id": str(doc["_id"])})
-                logger.warning("experiment %s: lost (%s)", doc["_id"], reason)
-        return count
+                before = (doc.get("_exit") or {}).get("reason") or "lost"
+                reason = f"{before}; {stopped} by the restarted worker"
+                logger.warning("experiment %s: %s", doc["_id"], stopped)
+            experiments.note_reaped(self.db, doc["_id"], reason)
+            return False
+        reason = "its worker stopped while it ran" + (f"; {stopped}" if reaped else "")
+        if experiments.lose(self.db, doc["_id"], reason, reaped=True) is None:
+            return False
+        self.ledger.release(self.name, str(doc["_id"]))
+        self.notify("finished", {"experiment_id": str(doc["_id"])})
+        logger.warning("experiment %s: lost (%s)", doc["_id"], reason)
+        return True
 
     def start_heartbeat(self) -> None:
         """Start the heartbeat and the kill channel's listener (daemon threads)."""

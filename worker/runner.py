@@ -1,23 +1,28 @@
 """The life of one experiment on its machine, from claim to final status.
 
     dispatched --claim--> claimed --start--> running --exit--> success | fail | killed | timeout
-                              \\--cannot start--> fail
+                              \\--cannot start--> fail        \\--worker away too long--> lost
 
 Every move is a compare-and-set in MongoDB, and the claim also needs the reservation's
 token to be live in the ledger, so a repeated or stale message launches nothing.
+
+The program runs under a supervisor of its own (worker/supervisor.py), so a worker may
+stop (a deploy) without ending it: the next worker on the machine re-adopts the run
+(`resume_left_runs`) and records its real end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import signal
-import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from bson import ObjectId
@@ -27,12 +32,13 @@ from redis.exceptions import RedisError
 from tasks import experiments
 from tasks.contract import RunRequest
 from tasks.states import Status
+from worker import supervision
 from worker.argv import build_argv, gpu_env
-from worker.launcher import launch, stop_group
 from worker.logs import LogSink
 from worker.machine import Machine, Running
 from worker.projects import Implementation
 from worker.results import ResultsSync
+from worker.supervision import RunEnd, Supervised, supervise
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,7 +58,11 @@ class Outcome:
 
 
 def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
-    """Run one experiment to its end; returns a JSON-able summary for the task result."""
+    """Run one experiment to its end; returns a JSON-able summary for the task result.
+
+    When the worker stops meanwhile (and keeps its runs), returns with the program still
+    running under its supervisor; the next worker re-adopts it (`resume_left_runs`).
+    """
     experiment_id = ObjectId(request.experiment_id)
     if not machine.ledger.confirm(machine.name, request.experiment_id, request.token):
         logger.info(
@@ -70,14 +80,9 @@ def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
         return {"experiment": request.experiment_id, "launched": False, "why": "stale message"}
 
     implementation = machine.implementation(request.project_id)
-    running = Running(
-        experiment_id=request.experiment_id,
-        token=request.token,
-        cpu=implementation.capacity if implementation else 1.0,
-        gpu_share=(implementation.gpu_capacity or 0.0) if implementation else 0.0,
-        gpu=request.gpu,
-    )
+    running = _running(doc, implementation, request.token, request.gpu)
     machine.add_running(running)
+    outcome: Outcome | None = None
     ended: dict[str, Any] | None = None
     try:
         if implementation is None:
@@ -89,14 +94,75 @@ def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
         else:
             outcome, ended = _run(machine, doc, implementation, running, request)
     finally:
-        machine.remove_running(request.experiment_id)
-        try:
-            machine.ledger.release(machine.name, request.experiment_id, request.token)
-        except RedisError as e:  # the lease expires by itself
-            logger.warning("experiment %s: lease not released: %s", experiment_id, e)
-        hooks = experiments.hooked(ended or doc, "finished")
-        machine.notify("finished", {"experiment_id": request.experiment_id, "hooks": hooks})
-    return {"experiment": request.experiment_id, "launched": True, "status": str(outcome.status)}
+        _let_go(machine, running, doc if outcome else None, ended)
+    status = str(outcome.status) if outcome else str(Status.RUNNING)
+    summary = {"experiment": request.experiment_id, "launched": True, "status": status}
+    return summary if outcome else {**summary, "left_to_supervisor": True}
+
+
+def resume_left_runs(machine: Machine) -> int:
+    """After a (re)start: take over what an earlier worker of this machine left.
+
+    A run whose supervisor is alive, or ended with its exit status written, is adopted:
+    a thread follows it to its end as if this worker had launched it (leases renewed by
+    the heartbeat, the live log resumed, results synced, the real end recorded). A run
+    left without a supervisor is dealt with by `Machine.recover_unsupervised`. Returns
+    how many runs were adopted.
+    """
+    adopted = 0
+    for doc in experiments.left_on_machine(machine.db, machine.name):
+        run_dir = doc.get(experiments.RUN_DIR) or str(_run_dir(machine, doc["_id"]))
+        supervised = supervision.found_in(Path(run_dir))
+        if supervised is None or (supervised.ended() is None and not supervised.alive()):
+            machine.recover_unsupervised(doc)
+            continue
+        thread = threading.Thread(
+            target=_adopt, args=(machine, doc, supervised), name=f"adopted-{doc['_id']}"
+        )
+        machine.add_adopted(thread)
+        thread.start()
+        adopted += 1
+    return adopted
+
+
+def _running(
+    doc: dict[str, Any], implementation: Implementation | None, token: str, gpu: int | None
+) -> Running:
+    return Running(
+        experiment_id=str(doc["_id"]),
+        token=token,
+        cpu=implementation.capacity if implementation else 1.0,
+        gpu_share=(implementation.gpu_capacity or 0.0) if implementation else 0.0,
+        gpu=gpu,
+    )
+
+
+def _let_go(
+    machine: Machine,
+    running: Running,
+    ended_from: dict[str, Any] | None,
+    ended: dict[str, Any] | None,
+) -> None:
+    """The run is no longer this worker's: if it ended, give its lease back and say so."""
+    machine.remove_running(running.experiment_id)
+    if ended_from is None:
+        return  # left to its supervisor: the lease stays for the next worker
+    try:
+        machine.ledger.release(machine.name, running.experiment_id, running.token)
+    except RedisError as e:  # the lease expires by itself
+        logger.warning("experiment %s: lease not released: %s", running.experiment_id, e)
+    hooks = experiments.hooked(ended or ended_from, "finished")
+    machine.notify("finished", {"experiment_id": running.experiment_id, "hooks": hooks})
+
+
+def _run_dir(machine: Machine, experiment_id: ObjectId) -> Path:
+    return (machine.settings.runs_dir / str(experiment_id)).absolute()
+
+
+def _grace(machine: Machine, implementation: Implementation | None) -> float:
+    if implementation is not None and implementation.kill_grace is not None:
+        return implementation.kill_grace
+    return machine.settings.kill_grace
 
 
 def _run(
@@ -105,8 +171,9 @@ def _run(
     implementation: Implementation,
     running: Running,
     request: RunRequest,
-) -> tuple[Outcome, dict[str, Any] | None]:
-    """Launch, watch and end the program; the outcome and the document after its end."""
+) -> tuple[Outcome | None, dict[str, Any] | None]:
+    """Launch the program under its supervisor and follow it; the outcome and the
+    document after its end (None, None when it was left running to its supervisor)."""
     experiment_id: ObjectId = doc["_id"]
     options = {**doc.get("_options", {}), "_id": str(experiment_id)}
     argv = build_argv(
@@ -119,33 +186,114 @@ def _run(
         gpu=request.gpu,
     )
     folder = implementation.results / str(experiment_id)
-    project_id = doc["_project_id"]
+    run_dir = _run_dir(machine, experiment_id)
     sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        process = launch(argv, implementation.cwd, {**os.environ, **gpu_env(request.gpu)})
+        supervised = supervise(
+            argv,
+            implementation.cwd,
+            {**os.environ, **gpu_env(request.gpu)},
+            run_dir,
+            grace=_grace(machine, implementation),
+            orphan_after=machine.settings.lease_ttl,
+        )
     except (OSError, ValueError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
         reason = f"could not start {argv[0]!r} in {implementation.cwd}: {why}"
         sink.write("meta", reason + "\n")
         outcome = Outcome(Status.FAIL, reason)
-        log = _persist(machine, "storing the log", lambda: sink.close(machine.db, project_id))
+        log = _persist(
+            machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"])
+        )
         ended = _finish(machine, doc, outcome, log=log)
         _persist(machine, "counting a start failure", lambda: machine.record_start_failure(reason))
+        shutil.rmtree(run_dir, ignore_errors=True)
         return outcome, ended
 
-    assert process.stdout is not None and process.stderr is not None
-    sink.pump(process.stdout, "out")  # the sink closes the pipes at EOF
-    sink.pump(process.stderr, "err")
+    running.supervised = supervised
+    sink.follow(supervised.output)
     started = _persist(
         machine,
         f"marking {experiment_id} running",
         lambda: experiments.start(
-            machine.db, experiment_id, pid=process.pid, argv=argv, results_dir=str(folder)
+            machine.db,
+            experiment_id,
+            pid=supervised.program_pid,
+            argv=argv,
+            results_dir=str(folder),
+            run_dir=str(run_dir),
         ),
     )
     if experiments.hooked(started, "started"):
         machine.notify("started", {"experiment_id": str(experiment_id)})
+    timeout = doc.get("_timeout") or implementation.timeout
+    return _follow(machine, doc, running, supervised, sink, folder, timeout)
+
+
+def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> None:
+    """Follow a run an earlier worker left, to its end (a thread of its own)."""
+    experiment_id: ObjectId = doc["_id"]
+    implementation = machine.implementation(str(doc["_project_id"]))
+    running = _running(doc, implementation, doc.get("_token") or "", doc.get("_gpu"))
+    running.supervised = supervised
+    if doc.get(experiments.KILL_REQUESTED):
+        running.kill.set()
+    machine.add_running(running)
+    supervised.touch()
+    outcome: Outcome | None = None
+    ended: dict[str, Any] | None = None
+    asked: Outcome | None = None
+    try:
+        if doc["_status"] == str(Status.LOST):
+            # Given up by the sweep while its worker was away: nothing of it may run on.
+            stopped = "its supervisor still ran and the restarted worker stopped the run"
+            asked = Outcome(Status.LOST, stopped)
+            supervised.stop()
+        elif doc["_status"] == str(Status.CLAIMED):
+            doc = (
+                experiments.start(
+                    machine.db,
+                    experiment_id,
+                    pid=supervised.program_pid,
+                    argv=[],
+                    results_dir=str(_results_folder(doc, implementation)),
+                    run_dir=str(supervised.run_dir),
+                )
+                or doc
+            )
+        logger.warning("experiment %s: re-adopted from an earlier worker", experiment_id)
+        sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
+        sink.follow(supervised.output, publish_from=sink.streamed_offset())
+        timeout = doc.get("_timeout") or (implementation.timeout if implementation else None)
+        folder = _results_folder(doc, implementation)
+        outcome, ended = _follow(machine, doc, running, supervised, sink, folder, timeout, asked)
+    except Exception:
+        logger.exception("experiment %s: following the re-adopted run failed", experiment_id)
+    finally:
+        _let_go(machine, running, doc if outcome else None, ended)
+
+
+def _results_folder(doc: dict[str, Any], implementation: Implementation | None) -> Path:
+    if doc.get(experiments.RESULTS_DIR):
+        return Path(doc[experiments.RESULTS_DIR])
+    assert implementation is not None, "a run without results folder nor project"
+    return implementation.results / str(doc["_id"])
+
+
+def _follow(
+    machine: Machine,
+    doc: dict[str, Any],
+    running: Running,
+    supervised: Supervised,
+    sink: LogSink,
+    folder: Path,
+    timeout: float | None,
+    asked: Outcome | None = None,
+) -> tuple[Outcome | None, dict[str, Any] | None]:
+    """Watch a supervised run to its end and record it; (None, None) when the worker
+    stops first and leaves the run to its supervisor."""
+    experiment_id: ObjectId = doc["_id"]
     results = ResultsSync(
         machine.db,
         folder,
@@ -153,25 +301,31 @@ def _run(
         doc["_project_id"],
         max_file_bytes=machine.settings.max_file_bytes,
     )
-    timeout = doc.get("_timeout") or implementation.timeout
-    grace = (
-        implementation.kill_grace
-        if implementation.kill_grace is not None
-        else machine.settings.kill_grace
-    )
+    started = doc.get(experiments.STARTED)
+    began = _aware(started).timestamp() if started else time.time()
     on_step = _progress_notice(machine, doc)
-    outcome = _watch(running, process, results, timeout, grace, on_step)
+    outcome = _watch(machine, running, supervised, results, began, timeout, asked, on_step)
+    if outcome is None:
+        sink.stop_following()
+        sink.join(timeout=5)  # what the stream got is where the next worker goes on
+        logger.info("experiment %s: left running to its supervisor", experiment_id)
+        return None, None
 
+    sink.stop_following()
     sink.join(timeout=30)
     if outcome.status in {Status.FAIL}:
         tail = sink.tail("err")
         if tail:
             outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
-    log = _persist(machine, "storing the log", lambda: sink.close(machine.db, project_id))
+    log = _persist(machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"]))
     landed = _final_upload(results, machine.settings.mongo_retry)
-    ended = _finish(machine, doc, outcome, log=log)
+    if outcome.status == Status.LOST or doc["_status"] == str(Status.LOST):
+        ended = _lose(machine, doc, outcome.reason, log)
+    else:
+        ended = _finish(machine, doc, outcome, log=log)
     if landed:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(supervised.run_dir, ignore_errors=True)
     else:
         logger.warning(
             "experiment %s: results kept in %s until they are stored", experiment_id, folder
@@ -180,42 +334,63 @@ def _run(
 
 
 def _watch(
+    machine: Machine,
     running: Running,
-    process: subprocess.Popen[bytes],
+    supervised: Supervised,
     results: ResultsSync,
+    began: float,
     timeout: float | None,
-    grace: float,
+    asked: Outcome | None,
     on_step: Callable[[int], None] | None = None,
-) -> Outcome:
-    """Wait for the exit, the timeout or a kill request, syncing results meanwhile.
+) -> Outcome | None:
+    """Wait for the end, the timeout or a kill request, syncing results meanwhile.
 
-    `on_step` hears the last new step of each sync that recorded one.
+    None when the worker stops first (and keeps its runs). A stop asks the supervisor,
+    which stops the whole tree (TERM, grace, KILL) and then writes the end; `asked` is
+    the outcome of a stop already asked for; `on_step` hears the last new step of each
+    sync that recorded one (a sweep's trial).
     """
-    started = time.monotonic()
-    last_sync = started
+    last_sync = time.monotonic()
     while True:
-        code = process.poll()
-        if code is not None:
-            return _exit_outcome(code)
+        end = supervised.ended()
+        if end is not None:
+            return _end_outcome(end, asked)
+        if not supervised.alive() and supervised.ended() is None:
+            return Outcome(Status.LOST, "its supervisor died without saying how the run ended")
+        if machine.detaching.is_set():
+            return None
+        if asked is None and timeout and time.time() - began > timeout:
+            asked = Outcome(Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped")
+            supervised.stop()
+        elif asked is None and running.kill.is_set():
+            asked = Outcome(Status.KILLED, "killed on request")
+            supervised.stop()
         now = time.monotonic()
-        if timeout and now - started > timeout:
-            stop_group(process.pid, grace, process)
-            process.wait()
-            return Outcome(
-                Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped", process.returncode
-            )
-        if running.kill.is_set():
-            stop_group(process.pid, grace, process)
-            process.wait()
-            return Outcome(Status.KILLED, "killed on request", process.returncode)
         if now - last_sync >= SYNC_EVERY:
             report = results.sync()
             last_sync = now
             if report.steps and on_step is not None:
                 on_step(report.steps[-1])
         # Not a plain sleep: a short program's slot comes free as soon as it exits.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=TICK)
+        supervised.wait(TICK)
+
+
+def _end_outcome(end: RunEnd, asked: Outcome | None) -> Outcome:
+    if end.error:
+        return Outcome(Status.FAIL, end.error)
+    code = end.returncode if end.returncode is not None else -1
+    if end.stopped == "orphaned":
+        how = _exit_outcome(code).reason
+        return Outcome(
+            Status.LOST,
+            f"its worker was away for more than {end.orphan_after or 0:g}s, so its "
+            f"supervisor stopped the run ({how})",
+            code,
+            end.signal,
+        )
+    if asked is not None and end.stopped == "request":
+        return Outcome(asked.status, asked.reason, code, end.signal)
+    return _exit_outcome(code)
 
 
 def _progress_notice(machine: Machine, doc: dict[str, Any]) -> Callable[[int], None] | None:
@@ -241,6 +416,10 @@ def _exit_outcome(code: int) -> Outcome:
         hint = " (perhaps the out-of-memory killer)" if -code == signal.SIGKILL else ""
         return Outcome(Status.FAIL, f"killed by {name}{hint}", code, name)
     return Outcome(Status.FAIL, f"exited with code {code}", code)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _final_upload(results: ResultsSync, patience: float) -> bool:
@@ -280,6 +459,27 @@ def _finish(
     logger.info(
         "experiment %s: %s (%s)", doc["_id"], outcome.status, outcome.reason.splitlines()[0]
     )
+    return ended
+
+
+def _lose(
+    machine: Machine, doc: dict[str, Any], reason: str, log: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Record a run that ended without its worker; one the sweep lost keeps its status,
+    its reason gains what the supervisor did."""
+    ended = _persist(
+        machine,
+        f"storing the loss of {doc['_id']}",
+        lambda: experiments.lose(machine.db, doc["_id"], reason, reaped=True, log=log),
+    )
+    if ended is None:
+        before = (doc.get("_exit") or {}).get("reason") or "lost"
+        _persist(
+            machine,
+            f"noting the stop of {doc['_id']}",
+            lambda: experiments.note_reaped(machine.db, doc["_id"], f"{before}; {reason}"),
+        )
+    logger.warning("experiment %s: lost (%s)", doc["_id"], reason)
     return ended
 
 

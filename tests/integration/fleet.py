@@ -47,6 +47,7 @@ def settings_env(settings: Settings, **extra: Any) -> dict[str, str]:
             "FGLAB_DRAIN_AFTER_FAILURES": str(settings.drain_after_failures),
             "FGLAB_DRAIN_WINDOW": str(settings.drain_window),
             "FGLAB_MONGO_RETRY": str(settings.mongo_retry),
+            "FGLAB_KEEP_RUNS_ON_STOP": str(settings.keep_runs_on_stop).lower(),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -13,7 +13,7 @@ import fakeredis
 import pytest
 import redis
 
-from tasks.logs import END_MARK, cut_notice, log_key
+from tasks.logs import END_MARK, cut_notice, encode_line, log_key
 from tests.waiting import wait_for
 from worker import logs
 from worker.logs import LogSink
@@ -226,11 +226,15 @@ def test_a_stalled_redis_costs_bounded_memory_and_never_blocks_the_pipe(fake, mo
     assert sum(int(n[1]) for n in notices if n) == sink.unstreamed_bytes
 
 
-def test_small_chunks_are_coalesced_per_stream() -> None:
-    batch = [("out", "a", 1), ("out", "b", 1), ("err", "c", 1), ("out", "d", 1)]
-    assert logs._coalesce(batch) == [("out", "ab", 2), ("err", "c", 1), ("out", "d", 1)]
-    big = [("out", "x" * 40000, 40000), ("out", "y" * 40000, 40000)]
-    assert [size for _, _, size in logs._coalesce(big)] == [40000, 40000]
+def test_small_chunks_are_coalesced_per_stream_keeping_the_last_offset() -> None:
+    batch = [("out", "a", 1, 10), ("out", "b", 1, 20), ("err", "c", 1, 30), ("out", "d", 1, None)]
+    assert logs._coalesce(batch) == [
+        ("out", "ab", 2, 20),
+        ("err", "c", 1, 30),
+        ("out", "d", 1, None),
+    ]
+    big = [("out", "x" * 40000, 40000, None), ("out", "y" * 40000, 40000, None)]
+    assert [size for _, _, size, _ in logs._coalesce(big)] == [40000, 40000]
 
 
 def test_tail_of_a_stream_without_output_is_empty(fake) -> None:
@@ -247,3 +251,34 @@ def test_reserved_stream_and_bad_cap_are_refused(fake) -> None:
     sink = LogSink(fake, EXPERIMENT, max_bytes=10)
     with pytest.raises(ValueError, match=f"stream '{END_MARK}' is reserved"):
         sink.write(END_MARK, "x")
+
+
+def test_a_followed_file_resumes_the_live_stream_where_it_stopped(fake, tmp_path) -> None:
+    path = tmp_path / "output.log"
+    first = [encode_line("out", f"line {i}\n") for i in range(3)]
+    path.write_bytes(b"".join(first))
+    sink = LogSink(fake, EXPERIMENT, max_bytes=1 << 20)
+    sink.follow(path)
+    wait_for(
+        lambda: text_of(live(fake), "out") == "line 0\nline 1\nline 2\n",
+        timeout=10,
+        what="the first lines to stream",
+    )
+    assert sink.streamed_offset() == path.stat().st_size
+
+    # A later worker: the kept tail gets everything, the stream only what is new.
+    with path.open("ab") as out:
+        out.write(encode_line("err", "line 3\n") + encode_line("out", "line 4\n")[:5])
+    resumed = LogSink(fake, EXPERIMENT, max_bytes=1 << 20)
+    resumed.follow(path, publish_from=resumed.streamed_offset())
+    with path.open("ab") as out:
+        out.write(encode_line("out", "line 4\n")[5:])  # the rest of a half-written line
+    resumed.stop_following()
+    resumed.join()
+
+    # Each line once, in order (neighbours of one stream may share an entry).
+    assert "".join(text for _, text in live(fake)) == "".join(f"line {i}\n" for i in range(5))
+    assert text_of(live(fake), "err") == "line 3\n"
+    assert text_of(kept(resumed), "out") == "line 0\nline 1\nline 2\nline 4\n"
+    assert text_of(kept(resumed), "err") == "line 3\n"
+    assert resumed.streamed_offset() == path.stat().st_size

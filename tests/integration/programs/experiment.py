@@ -44,6 +44,18 @@ def write_pids(path: Path, pids: list) -> None:
     tmp.replace(path)
 
 
+def escaped_grandchild() -> int:
+    """Start a sleeper through a child that calls setsid and exits; the sleeper's pid."""
+    spawner = (
+        "import subprocess, sys\n"
+        "sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+        " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(sleeper.pid)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", spawner], stdout=subprocess.PIPE, check=True)
+    return int(out.stdout)
+
+
 def main() -> int:
     opts = options()
     folder = Path(opts["results"]) / opts["_id"]
@@ -131,6 +143,20 @@ def main() -> int:
         for i in range(int(opts.get("lines", "1000"))):
             stream = sys.stdout if i % 2 == 0 else sys.stderr
             print(f"line {i}", file=stream, flush=True)
+        return 0
+    if mode == "escape":
+        # Leaves a grandchild in a session of its own (as daemons and some launchers do),
+        # prints numbered lines and writes results on both sides of the file `until`.
+        grandchild = escaped_grandchild()
+        write_pids(Path(opts["pids"]), [os.getpid(), grandchild])
+        lines = int(opts.get("lines", "20"))
+        for i in range(lines // 2):
+            print(f"line {i}", flush=True)
+        (folder / "first.json").write_text(json.dumps({"Phase": "first"}))
+        wait_for_file(Path(opts["until"]), float(opts.get("limit", "60")))
+        for i in range(lines // 2, lines):
+            print(f"line {i}", flush=True)
+        (folder / "scores.json").write_text(json.dumps({"_scores": {"accuracy": 1.0}}))
         return 0
     if mode == "ticks":
         # Numbered lines at a steady pace; the second half waits for the file `until`.

@@ -1,8 +1,10 @@
 """Worker faults, with real worker processes, Redis and the MongoDB wire server.
 
-A killed or stopped worker, a restarted scheduler, a redelivered or repeated message, a
-cancel that races its message, kill grace and timeouts: each test checks the end state
-(status and reason, launches, process groups, the ledger).
+A stopped worker that waits for its runs (killed workers, and stopped ones that leave
+their runs to supervisors, are in test_worker_restarts.py), a restarted scheduler, a
+redelivered or repeated message, a cancel that races its message, kill grace and
+timeouts: each test checks the end state (status and reason, launches, process groups,
+the ledger).
 """
 
 from __future__ import annotations
@@ -107,62 +109,12 @@ def history(doc) -> dict:
     return {key: doc.get(key) for key in keys}
 
 
-def test_a_killed_worker_loses_its_experiment_and_its_restart_reaps_the_group(
-    client, db, fleet, project, ledger, tmp_path
-):
-    name = machine_name()
-    projects = {str(project["_id"]): implementation(tmp_path)}
-    fleet.start_scheduler()
-    worker = start_live(fleet, db, name, projects)
-
-    pids_file = tmp_path / "pids.json"
-    doomed = submit(client, project, mode="tree", pids=pids_file)
-    leader, *children = wait_for(
-        lambda: read_pids(pids_file), timeout=30, what="the program tree to write its pids"
-    )
-    wait_for(lambda: status_of(db, doomed) == "running", timeout=30, what="the experiment to run")
-
-    worker.stop(signal.SIGKILL)
-    wait_for(
-        lambda: not process_alive(leader),
-        timeout=30,
-        what="PDEATHSIG to kill the worker's direct child",
-    )
-    waiting = submit(client, project, mode="sleep", until=tmp_path)  # the gate exists
-    wait_for(
-        lambda: status_of(db, doomed) == "lost",
-        timeout=20,
-        what="the sweep to mark the experiment lost",
-    )
-    doc = experiment(db, doomed)
-    assert f"machine {name} stopped beating" in doc["_exit"]["reason"]
-    assert ledger_empty(ledger, name)
-    # Queued, or (when a sweep fell between lease expiry and heartbeat staleness) sent to
-    # the silent machine's queue, where a stale reservation launches nothing.
-    assert status_of(db, waiting) in {"queued", "dispatched"}
-    assert all(process_alive(pid) for pid in children)  # only the leader had PDEATHSIG
-
-    fleet.start_machine(name, projects)
-    wait_for(
-        lambda: status_of(db, waiting) == "success",
-        timeout=30,
-        what="the waiting experiment to succeed on the restarted worker",
-    )
-    wait_for(
-        lambda: not any(process_alive(pid) for pid in children),
-        timeout=30,
-        what="the restarted worker to reap the lost program's group",
-    )
-    assert experiment(db, waiting)["_machine_id"] == name
-    doc = experiment(db, doomed)
-    assert doc["_status"] == "lost"
-    assert f"process group {leader} was still running" in doc["_exit"]["reason"]
-    wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
-
-
 def test_a_warm_shutdown_lets_the_experiment_finish_and_keeps_its_lease(
     client, db, fleet, project, ledger, tmp_path
 ):
+    # By default a stopping worker leaves its runs to their supervisors
+    # (test_worker_restarts.py); this setting makes it wait for them instead.
+    fleet.settings = fleet.settings.with_changes(keep_runs_on_stop=False)
     name = machine_name()
     fleet.start_scheduler()
     worker = start_live(fleet, db, name, {str(project["_id"]): implementation(tmp_path)})
