@@ -11,6 +11,7 @@ from typing import Any
 
 from bson import ObjectId
 from celery import Celery, Task
+from celery.signals import beat_embedded_init
 
 from config import Settings, load_settings
 from fglab.broker import Broker
@@ -27,8 +28,18 @@ from fglab.webhooks import (
 )
 from tasks.app import create_celery
 from tasks.contract import DELIVER_WEBHOOK, DISPATCH, EXPERIMENT_EVENT, SWEEP
+from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
+
+
+@beat_embedded_init.connect
+def _embedded_beat_dies_with_its_worker(**_: Any) -> None:
+    """`worker -B` forks its beat: without this, a worker killed by SIGKILL leaves the beat
+    running on its own, sending sweeps for a scheduler that is gone (and, once one is
+    started again, twice as many). A beat started on its own (`celery beat`) is left
+    alone."""
+    die_with_parent()
 
 
 def create_jobs_app(settings: Settings) -> Celery:

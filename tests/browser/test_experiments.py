@@ -217,7 +217,7 @@ def test_a_grid_search_of_six_makes_six_rows(
 ) -> None:
     page = open_page(f"/projects/{project['_id']}")
     page.get_by_role("tab", name="Optimisation").click()
-    row = page.locator("tr.search-field", has_text="lr")
+    row = page.locator("#search-form tr.search-field", has_text="lr")
     row.get_by_role("checkbox", name="Vary lr").check()
     row.get_by_role("spinbutton", name="min").fill("0.1")
     row.get_by_role("spinbutton", name="max").fill("0.7")

@@ -9,6 +9,7 @@ worker and the suite's MongoDB.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -309,3 +310,23 @@ def test_results_wait_out_a_mongodb_outage(client, db, fleet, project, settings,
         wait_for(lambda: not folder.exists(), timeout=30, what="the results folder to be removed")
     finally:
         proxy.close()
+
+
+def test_a_scheduler_killed_outright_takes_its_embedded_beat_with_it(fleet) -> None:
+    """The beat `worker -B` forks must not outlive it: an orphan would keep the dead
+    worker's broker connections (and their pending BRPOPs) and swallow messages."""
+    import psutil
+
+    scheduler = fleet.start_scheduler()
+    wait_for(lambda: " ready." in scheduler.output(), timeout=30, what="the scheduler")
+    children = wait_for(
+        lambda: psutil.Process(scheduler.popen.pid).children(),
+        timeout=30,
+        what="the embedded beat to start",
+    )
+    scheduler.stop(sig=signal.SIGKILL)
+    wait_for(
+        lambda: not any(child.is_running() and child.status() != "zombie" for child in children),
+        timeout=10,
+        what="the beat to die with its worker",
+    )
