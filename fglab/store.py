@@ -397,13 +397,20 @@ class Store:
         experiment_id: ObjectId,
         sweep_id: ObjectId,
         number: int,
+        priority: int = 0,
     ) -> bool:
-        """Store a sweep's trial, queued, under the ID its claim chose; False when it
-        already exists (made by another pass), so making a trial twice is harmless."""
+        """Store a sweep's trial, queued with the sweep's `priority`, under the ID its
+        claim chose; False when it already exists (made by another pass), so making a
+        trial twice is harmless."""
         extra = {experiments.SWEEP: sweep_id, experiments.TRIAL: number}
         try:
             experiments.insert(
-                self._db, project_id, options, experiment_id=experiment_id, extra=extra
+                self._db,
+                project_id,
+                options,
+                experiment_id=experiment_id,
+                extra=extra,
+                priority=priority,
             )
         except DuplicateKeyError:
             return False

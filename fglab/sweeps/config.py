@@ -30,7 +30,11 @@ METHODS = ("grid", "random", "bayes")
 GOALS = ("minimize", "maximize")
 MAX_BUDGET = 10_000
 MAX_PARALLELISM = 1_000
-BODY_KEYS = frozenset({"method", "space", "objective", "budget", "parallelism", "seed", "prune"})
+BODY_KEYS = frozenset(
+    {"method", "space", "objective", "budget", "parallelism", "seed", "prune", "priority"}
+)
+#: A sweep's trials queue with its priority (as experiments' ``?priority=``).
+MAX_PRIORITY = 1000
 
 #: Each pruner's settings (Optuna's argument names) and their defaults.
 PRUNERS: dict[str, dict[str, int | None]] = {
@@ -68,6 +72,7 @@ class SweepConfig:
     parallelism: int
     seed: int
     prune: dict[str, Any] | None
+    priority: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +88,7 @@ class SweepConfig:
             parallelism=int(data["parallelism"]),
             seed=int(data["seed"]),
             prune=dict(data["prune"]) if data.get("prune") else None,
+            priority=int(data.get("priority") or 0),
         )
 
 
@@ -127,7 +133,8 @@ def parse_sweep(schema: Mapping[str, Mapping], body: Mapping[str, Any]) -> Sweep
         seed = random.SystemRandom().randrange(2**31)
     elif isinstance(seed, bool) or not isinstance(seed, int):
         raise SweepError(f"seed is {seed!r}; use a whole number, or leave it out")
-    return SweepConfig(method, dict(space), objective, budget, parallelism, seed, prune)
+    priority = _whole("priority", body.get("priority", 0), -MAX_PRIORITY, MAX_PRIORITY)
+    return SweepConfig(method, dict(space), objective, budget, parallelism, seed, prune, priority)
 
 
 def _objective(value: object) -> Objective | None:

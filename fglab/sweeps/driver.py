@@ -126,7 +126,12 @@ class SweepDriver:
         number = claim["trial"]
         options = validate_options(project["schema"], self._options(project, sweep, trials, number))
         made = self.store.new_trial(
-            project["_id"], options, claim["experiment"], sweep["_id"], number
+            project["_id"],
+            options,
+            claim["experiment"],
+            sweep["_id"],
+            number,
+            priority=int(sweep.get("priority") or 0),
         )
         if made:
             logger.info(

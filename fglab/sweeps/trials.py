@@ -108,6 +108,7 @@ def sweep_view(sweep: Mapping[str, Any], trials: Iterable[Mapping[str, Any]]) ->
         "budget": sweep["budget"],
         "parallelism": sweep["parallelism"],
         "seed": sweep["seed"],
+        "priority": sweep.get("priority", 0),
         "prune": sweep.get("prune"),
         "created": sweep["created"],
         "finished": sweep.get("finished"),

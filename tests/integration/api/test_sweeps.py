@@ -48,6 +48,15 @@ def test_a_grid_sweep_makes_its_first_trials_and_answers_its_shape(client, db, p
     assert [s["_id"] for s in listed] == [sweep["_id"]]
 
 
+def test_a_sweeps_trials_queue_with_its_priority(client, db, project):
+    answer = create(client, project, method="grid", space=GRID, parallelism=2, priority=7)
+    assert answer.status_code == 201, answer.json
+    assert answer.json["priority"] == 7
+    assert [doc["_priority"] for doc in trials(db, answer.json["_id"])] == [7, 7]
+    plain = create(client, project, method="grid", space=GRID, parallelism=1).json
+    assert [doc["_priority"] for doc in trials(db, plain["_id"])] == [0]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -61,6 +70,7 @@ def test_a_grid_sweep_makes_its_first_trials_and_answers_its_shape(client, db, p
         ({"method": "random", "space": GRID}, "budget"),
         ({"method": "grid", "space": GRID, "budget": 7}, "budget"),
         ({"method": "grid", "space": GRID, "parallelism": 0}, "parallelism"),
+        ({"method": "grid", "space": GRID, "priority": 5000}, "priority"),
     ],
 )
 def test_a_bad_sweep_is_a_400_naming_the_field_and_stores_nothing(client, db, project, body, field):
