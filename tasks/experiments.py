@@ -65,6 +65,7 @@ STEP = "_step"  # the last step the program reported with its scores
 PRIORITY = "_priority"  # an integer, 0 by default; higher leaves the queue first
 QUEUE_AT = "_queue_at"  # the queue's sort key (see queue_at)
 RESOURCES = "_resources"  # CPU, memory and GPU use of the run (peak, mean, last)
+GAPS = "_gaps"  # times no worker watched the run: [{"from", "to", "seconds"}]
 RESOURCE_SAMPLES = "_resource_samples"  # [t, cpu %, rss, gpu memory, gpu %], capped
 
 #: Every field name of the record, pinned by the contract tests.
@@ -73,7 +74,7 @@ FIELDS = (
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
     PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS, SWEEP, TRIAL,
     PRUNE, STEP, PRIORITY, QUEUE_AT, RESOURCES, RESOURCE_SAMPLES,
-    RUN_DIR,
+    RUN_DIR, GAPS,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
@@ -412,6 +413,15 @@ def note_reaped(db: Database, experiment_id: ObjectId, reason: str | None = None
     if reason:
         fields[f"{EXIT}.reason"] = reason
     _experiments(db).update_one({ID: experiment_id, STATUS: str(Status.LOST)}, {"$set": fields})
+
+
+def note_gap(db: Database, experiment_id: ObjectId, since: datetime, until: datetime) -> None:
+    """A re-adopted run had no worker from `since` (its last heartbeat) to `until`.
+
+    The status does not move: the run went on under its supervisor meanwhile.
+    """
+    gap = {"from": since, "to": until, "seconds": round((until - since).total_seconds(), 1)}
+    _experiments(db).update_one({ID: experiment_id}, {"$push": {GAPS: gap}})
 
 
 # Reading and annotating ---------------------------------------------------------------

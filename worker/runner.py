@@ -240,7 +240,15 @@ def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> Non
     if doc.get(experiments.KILL_REQUESTED):
         running.kill.set()
     machine.add_running(running)
+    away_since = supervised.last_touched()
     supervised.touch()
+    if away_since is not None:
+        since = datetime.fromtimestamp(away_since, UTC)
+        _persist(
+            machine,
+            "noting the time without a worker",
+            lambda: experiments.note_gap(machine.db, experiment_id, since, experiments.now()),
+        )
     outcome: Outcome | None = None
     ended: dict[str, Any] | None = None
     asked: Outcome | None = None

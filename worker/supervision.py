@@ -78,6 +78,13 @@ class Supervised:
         """Say the worker is still here; a supervisor left alone too long stops the run."""
         os.utime(self.run_dir / HEARTBEAT_FILE)
 
+    def last_touched(self) -> float | None:
+        """When a worker last said it was here (seconds since the epoch), if ever."""
+        try:
+            return (self.run_dir / HEARTBEAT_FILE).stat().st_mtime
+        except OSError:
+            return None
+
     def ended(self) -> RunEnd | None:
         """How the run ended, once the supervisor wrote it; None while it runs."""
         end = read_end(self.run_dir)

@@ -90,7 +90,7 @@ def test_experiment_field_names() -> None:
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
         "_hooks", "_sweep", "_trial", "_prune", "_step", "_priority", "_queue_at",
-        "_resources", "_resource_samples", "_run_dir",
+        "_resources", "_resource_samples", "_run_dir", "_gaps",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,

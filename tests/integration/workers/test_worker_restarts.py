@@ -111,6 +111,10 @@ def test_a_worker_restarted_mid_run_finishes_it_with_all_its_output(
 
     doc = experiment(db, experiment_id)
     assert doc["_exit"] == {"code": 0, "signal": None, "reason": "exited with code 0"}
+    [gap] = doc["_gaps"]  # the time without a worker, shown on the page
+    assert gap["from"] < gap["to"] and gap["seconds"] > 0
+    page = client.get(f"/experiments/{experiment_id}").get_data(as_text=True)
+    assert "Without a worker" in page and "re-adopted" in page
     assert (doc["Phase"], doc["_scores"]) == ("first", {"accuracy": 1.0})
     assert read_log(client, experiment_id) == (ALL_LINES, "")  # live: each line once
     Redis.from_url(settings.redis).delete(log_key(experiment_id))
