@@ -150,7 +150,9 @@ def _start_web(fleet: Fleet, password: str | None = None) -> tuple[Process, str]
     return process, url
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the stack's scheduler consumes the suite's `fglab` queue, so
+# alive after the browser tests it would take the messages of every later test's scheduler.
+@pytest.fixture(scope="package")
 def stack(mongo_uri: str, redis_url: str, tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("browser")
     database = f"fglab_browser_{uuid.uuid4().hex[:8]}"
@@ -186,7 +188,7 @@ def stack(mongo_uri: str, redis_url: str, tmp_path_factory) -> Iterator[Stack]:
         client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def password_url(stack: Stack) -> Iterator[str]:
     """A second web server on the same database, with PASSWORD set."""
     fleet = Fleet(stack.fleet.settings, stack.root / "fleet-password")
