@@ -472,6 +472,14 @@ pages.add_app_template_filter(gib, "gib")
 pages.add_app_template_filter(show, "show")
 
 
+@pages.app_template_filter("figure")
+def figure(value: object) -> str:
+    """A measured number to 6 significant digits (3.111111111 reads 3.11111); else `show`."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return show(value)
+
+
 def _machines_for(project_id: str, machines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The machines an "Add to machine" button may reach, and those that implement it.
 
