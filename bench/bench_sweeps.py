@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bson import ObjectId
 
+from bench.bench_fleet import embedded_fleet
 from config import Settings
 from fglab.app import create_app
-from fglab.embedded import mongo
 from fglab.store import Store
 from tests.integration.fleet import Fleet, implementation, live, serves
 from tests.waiting import wait_for
@@ -175,42 +174,17 @@ def main() -> None:
     args = parser.parse_args()
 
     import optuna
-    from pymongo import MongoClient
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per decision otherwise
 
-    server = mongo.start("memory")
-    client: MongoClient = MongoClient(server.uri, tz_aware=True)
-    database = f"fglab_bench_{uuid.uuid4().hex[:8]}"
-    fleet: Fleet | None = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-sweeps-") as tmp:
-            root = Path(tmp)
-            settings = Settings(
-                mongodb_uri=server.uri,
-                mongodb_db=database,
-                redis_url=args.redis,
-                machine_name="bench",
-                data_dir=root / "data",
-                projects_file=root / "projects.json",
-                lease_ttl=15.0,
-                heartbeat=1.0,
-                kill_grace=2.0,
-            )
-            fleet = Fleet(settings, root / "fleet")
-            bench = Bench(settings, client[database], fleet, root, capacity=1 / args.parallelism)
-            if args.only in (None, "branin"):
-                branin(bench, args.seeds, args.budget, args.parallelism)
-            if args.only in (None, "pruning"):
-                pruning(bench, args.parallelism)
-            fleet.stop_all()
-            bench.app.extensions["fglab"].redis.close()
-    finally:
-        if fleet is not None:
-            fleet.stop_all()
-        client.drop_database(database)
-        client.close()
-        server.stop()
+    with embedded_fleet(args.redis, "bench-sweeps-") as (settings, db, fleet, root):
+        bench = Bench(settings, db, fleet, root, capacity=1 / args.parallelism)
+        if args.only in (None, "branin"):
+            branin(bench, args.seeds, args.budget, args.parallelism)
+        if args.only in (None, "pruning"):
+            pruning(bench, args.parallelism)
+        fleet.stop_all()
+        bench.app.extensions["fglab"].redis.close()
 
 
 if __name__ == "__main__":
