@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -65,6 +66,9 @@ CHATTER = frozenset(
     }
 )
 
+#: With FGLAB_COUNT_DETAIL=1 each command is counted with its collection ("find:experiments").
+DETAIL = os.environ.get("FGLAB_COUNT_DETAIL") == "1"
+
 #: Redis commands of the counting itself.
 OWN_REDIS = frozenset({"info", "config|resetstat", "client|list"})
 
@@ -90,7 +94,13 @@ def command_name(message: bytes | bytearray) -> str | None:
         if kind == 0:
             # A BSON document: int32 size, then its first element: type byte, key, NUL.
             start = offset + 5
-            return bytes(message[start : message.index(0, start)]).decode("utf-8", "replace")
+            key_end = message.index(0, start)
+            name = bytes(message[start:key_end]).decode("utf-8", "replace")
+            if DETAIL and message[offset + 4] == 0x02:  # a string: the collection's name
+                size = int.from_bytes(message[key_end + 1 : key_end + 5], "little")
+                value = bytes(message[key_end + 5 : key_end + 4 + size])
+                name += ":" + value.decode("utf-8", "replace")
+            return name
         # Kind 1, a document sequence: int32 size (itself included), identifier, documents.
         offset += int.from_bytes(message[offset : offset + 4], "little")
     return None
