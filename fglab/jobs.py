@@ -67,11 +67,15 @@ def create_jobs_app(settings: Settings) -> Celery:
     # Internal tasks send no monitoring events: Flower follows the experiments' runs.
     @app.task(name=EXPERIMENT_EVENT, send_events=False)
     def experiment_event(
-        experiment_id: str, event: str, hooks: bool = True, step: int | None = None
+        experiment_id: str,
+        event: str,
+        hooks: bool = True,
+        step: int | None = None,
+        trial: bool = True,
     ) -> int:
         """An experiment started, finished, or (a sweep's trial) reported a new `step`:
         fire its webhooks (`hooks`: some wait); judge a trial's progress; when one ended,
-        make its sweep's next trial and dispatch what waits."""
+        make its sweep's next trial (`trial`: it may be one) and dispatch what waits."""
         if event == "progress":
             sweeps().judge(ObjectId(experiment_id))
             return 0
@@ -79,7 +83,8 @@ def create_jobs_app(settings: Settings) -> Celery:
             for hook_id in hooks_for(scheduler().store, experiment_id, event):
                 broker.deliver_webhook(str(hook_id))
         if event == "finished":
-            sweeps().trial_ended(ObjectId(experiment_id))
+            if trial:  # False: the worker knows it is no sweep's trial (no read needed)
+                sweeps().trial_ended(ObjectId(experiment_id))
             return scheduler().dispatch_queued()
         return 0
 

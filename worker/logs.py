@@ -218,6 +218,8 @@ class LogSink:
     def close(self, db: Database, project_id: ObjectId | str | None) -> dict[str, Any]:
         """End the live stream and keep the log in GridFS; returns the ``_log`` summary.
 
+        A run that printed nothing keeps no file (``file_id`` None).
+
         Writes the END_MARK entry, lets the stream expire after a day, uploads the kept
         log as LOG_FILENAME (replacing an earlier one of this experiment, never listed in
         ``_files``) and returns ``{"file_id", "bytes", "cut_bytes"}``: bytes is all the
@@ -246,8 +248,13 @@ class LogSink:
                 self.experiment_id,
                 error,
             )
+        kept = self.kept_log()
+        if not kept:
+            # Nothing was printed: no file to keep, and five MongoDB round trips saved
+            # (GridFS's index checks, the insert, the look for an older log).
+            return {"file_id": None, "bytes": self.total_bytes, "cut_bytes": self.cut_bytes}
         file_id = put_kept_log(
-            db, _maybe_object_id(self.experiment_id), _maybe_object_id(project_id), self.kept_log()
+            db, _maybe_object_id(self.experiment_id), _maybe_object_id(project_id), kept
         )
         return {"file_id": file_id, "bytes": self.total_bytes, "cut_bytes": self.cut_bytes}
 

@@ -152,7 +152,11 @@ def _let_go(
     except RedisError as e:  # the lease expires by itself
         logger.warning("experiment %s: lease not released: %s", running.experiment_id, e)
     hooks = experiments.hooked(ended or ended_from, "finished")
-    machine.notify("finished", {"experiment_id": running.experiment_id, "hooks": hooks})
+    # Whether it is a sweep's trial: the scheduler then need not read the experiment.
+    trial = (ended or ended_from).get(experiments.SWEEP) is not None
+    machine.notify(
+        "finished", {"experiment_id": running.experiment_id, "hooks": hooks, "trial": trial}
+    )
 
 
 def _run_dir(machine: Machine, experiment_id: ObjectId) -> Path:

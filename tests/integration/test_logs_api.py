@@ -224,6 +224,24 @@ def test_kept_log_is_one_gridfs_file_outside_files(store, db, redis_client, expe
     assert store.open_file(second["file_id"]).read() == b'{"s": "err", "t": "second run\\n"}\n'
 
 
+def test_a_run_that_printed_nothing_keeps_no_file_and_reads_as_ended(
+    client, store, db, redis_client, experiment
+) -> None:
+    sink = LogSink(redis_client, str(experiment["_id"]), max_bytes=1024)
+    run("pass", sink)
+    summary = finish(sink, store, db, experiment)
+
+    assert summary == {"file_id": None, "bytes": 0, "cut_bytes": 0}
+    assert db["fs.files"].count_documents({"metadata.experiment": experiment["_id"]}) == 0
+    redis_client.delete(log_key(str(experiment["_id"])))  # the live stream expired
+    answer = client.get(f"/api/v1/experiments/{experiment['_id']}/logs").get_json()
+    assert (answer["entries"], answer["ended"]) == ([], True)
+    events = read_events(
+        client.get(f"/api/v1/experiments/{experiment['_id']}/logs/stream", buffered=False)
+    )
+    assert event_entries(events) == [] and events[-1]["event"] == "end"
+
+
 def test_event_stream_follows_a_running_program(
     client, store, db, redis_client, experiment, monkeypatch
 ) -> None:
