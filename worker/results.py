@@ -33,7 +33,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidDocument
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from tasks import experiments, history
 from tasks.fields import LARGE_FIELD_BYTES, store_field_value
@@ -106,9 +106,16 @@ class ResultsSync:
         """
         uploaded: list[str] = []
         pending: list[str] = []
+        # Once MongoDB cannot be reached the rest of the pass would only wait out one
+        # server-selection timeout per file: they stay pending for the next pass.
+        unreachable = False
         for name, path, entry in self._walk():
             if entry is None:
                 self._note(name, f"{name}: symbolic link not followed")
+                continue
+            if unreachable:
+                if self._unlanded(name, entry):
+                    pending.append(name)
                 continue
             try:
                 if self._sync_file(name, path, entry, final=final):
@@ -122,7 +129,8 @@ class ResultsSync:
                         e.args[0],
                     )
                 pending.append(name)
-        notes = self._record_notes()
+                unreachable = isinstance(e.__cause__, ServerSelectionTimeoutError)
+        notes = () if unreachable else self._record_notes()
         pending.extend(n for n in sorted(set(self._unrecorded_notes.values())) if n not in pending)
         steps, self._new_steps = tuple(self._new_steps), []
         return SyncReport(tuple(uploaded), tuple(pending), notes, steps)
@@ -162,6 +170,15 @@ class ResultsSync:
         return sorted(found, key=lambda item: item[0])
 
     # One file ------------------------------------------------------------------------
+
+    def _unlanded(self, name: str, entry: os.DirEntry[str]) -> bool:
+        """Whether a file changed since it last landed (and is not over the limit)."""
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        unchanged = self._landed.get(name) == (st.st_size, st.st_mtime_ns)
+        return not unchanged and st.st_size <= self._max_file_bytes
 
     def _sync_file(self, name: str, path: str, entry: os.DirEntry[str], *, final: bool) -> bool:
         """Upload or apply one file if it changed; True when something landed."""

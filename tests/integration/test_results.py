@@ -11,7 +11,7 @@ import bson
 import pytest
 from bson import ObjectId
 from gridfs import GridFSBucket
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
 import worker.results
 from tasks.fields import is_large_ref, resolve_large_fields
@@ -278,6 +278,31 @@ def test_a_mongodb_failure_leaves_the_file_pending(
     assert report == SyncReport(uploaded=("a.txt",))
     assert _stored(db, experiment_id, "a.txt") == [b"a"]
     assert results.sync(final=True) == SyncReport()
+
+
+def test_an_unreachable_mongodb_ends_the_pass_at_the_first_file(
+    db, results, folder, experiment_id, monkeypatch
+) -> None:
+    """Each further try would wait out its own server-selection timeout."""
+    real_put = worker.results.put_experiment_file
+    calls = {"n": 0}
+
+    def unreachable_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ServerSelectionTimeoutError("no server answered the test")
+        return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(worker.results, "put_experiment_file", unreachable_once)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        _write(folder / name, name)
+
+    report = results.sync(final=True)
+
+    assert calls["n"] == 1
+    assert report.pending == ("a.txt", "b.txt", "c.txt")
+    assert results.sync(final=True).uploaded == ("a.txt", "b.txt", "c.txt")
+    assert _stored(db, experiment_id, "c.txt") == [b"c.txt"]
 
 
 def test_a_mongodb_failure_while_setting_fields_is_retried(
