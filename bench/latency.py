@@ -28,7 +28,7 @@ from tasks.states import TERMINAL
 from tests.integration.fleet import status_of, submit
 from tests.waiting import wait_for
 from worker.launcher import launch
-from worker.supervision import supervise
+from worker.supervision import ForkServer, supervise
 
 #: The program: record when it started in ``<argv[1]>/<its _id>`` (written whole, then moved).
 STAMP = (
@@ -180,19 +180,28 @@ def spawn_seconds(runs: int, cwd: Path) -> tuple[list[float], list[float]]:
     return launched, plain
 
 
-def supervised_seconds(runs: int, cwd: Path) -> list[float]:
+def supervised_seconds(runs: int, cwd: Path, *, forked: bool = True) -> list[float]:
     """Seconds until ``supervise(["true"])`` returns: the supervisor is up and the program
-    started (the worker's real launch since runs outlive their worker)."""
+    started (the worker's real launch since runs outlive their worker). `forked`: through
+    a fork server, as a worker starts runs; else the interpreter start it falls back to."""
     true = shutil.which("true") or "/bin/true"
     env = dict(os.environ)
+    forkserver = ForkServer() if forked else None
     took: list[float] = []
-    for index in range(runs + 5):  # five warm-ups
-        started = time.perf_counter()
-        supervised = supervise(
-            [true], cwd, env, cwd / "runs" / str(index), grace=1.0, orphan_after=30.0
-        )
-        if index >= 5:
-            took.append(time.perf_counter() - started)
-        while supervised.ended() is None:
-            supervised.wait(0.05)
+    try:
+        if forkserver is not None:
+            forkserver.start()
+        for index in range(runs + 5):  # five warm-ups
+            run_dir = cwd / "runs" / f"{'forked' if forked else 'started'}-{index}"
+            started = time.perf_counter()
+            supervised = supervise(
+                [true], cwd, env, run_dir, grace=1.0, orphan_after=30.0, forkserver=forkserver
+            )
+            if index >= 5:
+                took.append(time.perf_counter() - started)
+            while supervised.ended() is None:
+                supervised.wait(0.05)
+    finally:
+        if forkserver is not None:
+            forkserver.close()
     return took

@@ -94,6 +94,10 @@ def create_worker_app(settings: Settings) -> Celery:
     @worker_ready.connect(weak=False)
     def _ready(sender: Any = None, **_: Any) -> None:
         m = machine()
+        try:
+            m.forkserver.start()
+        except OSError as e:  # runs start the slow way; the first one tries again
+            logger.warning("machine %s: fork server not started: %s", m.name, e)
         m.register()
         resume_left_runs(m)
         m.start_heartbeat()
@@ -112,6 +116,7 @@ def create_worker_app(settings: Settings) -> Celery:
             if not settings.keep_runs_on_stop:
                 m.wait_for_adopted()  # a warm shutdown waits for every run
             m.stop_heartbeat()
+            m.forkserver.close()
 
     return app
 

@@ -34,7 +34,7 @@ from tasks.states import Status
 from worker.launcher import group_alive, stop_group
 from worker.projects import Implementation, ProjectsFile
 from worker.specs import gpu_memory_used, read_specs
-from worker.supervision import Supervised
+from worker.supervision import ForkServer, Supervised
 from worker.telemetry import (
     GpuReport,
     RunStats,
@@ -101,6 +101,8 @@ class Machine:
         #: Set when the worker stops and leaves its runs to their supervisors.
         self.detaching = threading.Event()
         self._adopted: list[threading.Thread] = []
+        #: Forks each run's supervisor (started with the worker, or on the first run).
+        self.forkserver = ForkServer()
 
     # Running experiments ------------------------------------------------------------
 

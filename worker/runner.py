@@ -201,6 +201,7 @@ def _run(
             run_dir,
             grace=_grace(machine, implementation),
             orphan_after=machine.settings.lease_ttl,
+            forkserver=machine.forkserver,
         )
     except (OSError, ValueError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else e

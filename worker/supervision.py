@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from worker.launcher import find_program
-from worker.supervisor import EXIT_FILE, HEARTBEAT_FILE, OUTPUT_FILE, STATE_FILE
+from worker.supervisor import EXIT_FILE, HEARTBEAT_FILE, OUTPUT_FILE, STATE_FILE, start_time
+
+logger = logging.getLogger(__name__)
 
 #: The supervisor's program, run by path with ``-I -S`` (stdlib only, fast start).
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
+#: The fork server's program, the same way: it forks supervisors (worker/forkserver.py).
+FORK_SERVER = Path(__file__).with_name("forkserver.py")
 #: The supervisor's own complaints (a traceback if it ever crashes).
 SUPERVISOR_LOG = "supervisor.log"
 
@@ -64,11 +71,15 @@ class Supervised:
         pid: int,
         program_pid: int,
         process: subprocess.Popen[bytes] | None = None,
+        start: int | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.pid = pid
         self.program_pid = program_pid
-        self._process = process  # our child, when this worker started it
+        self._process = process  # our child, when this worker started it itself
+        self._start = start  # its start time (clock ticks), which tells it from a reused pid
+        self._pidfd: int | None = None
+        self._gone = False
 
     @property
     def output(self) -> Path:
@@ -97,7 +108,7 @@ class Supervised:
     def alive(self) -> bool:
         if self._process is not None:
             return self._process.poll() is None
-        return is_supervisor(self.pid, self.run_dir)
+        return is_supervisor(self.pid, self.run_dir, self._start)
 
     def stop(self) -> None:
         """Ask the supervisor to stop the whole tree (TERM, its grace, KILL); returns at once."""
@@ -105,12 +116,121 @@ class Supervised:
             os.kill(self.pid, signal.SIGTERM)
 
     def wait(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds for the supervisor to exit (our child), or just wait."""
+        """Wait up to `timeout` seconds for the supervisor to exit.
+
+        Our child is waited on; another process (forked by the fork server, or left by an
+        earlier worker) through a pidfd, which becomes readable when it exits.
+        """
         if self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=timeout)
-        else:
-            time.sleep(timeout)  # not our child: the caller polls `ended` each tick
+            return
+        if self._gone:
+            return
+        if self._pidfd is None:
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except ProcessLookupError:
+                self._gone = True
+                return
+            if not self.alive():  # the pid was reused before we looked
+                self.close()
+                self._gone = True
+                return
+        if select.select([self._pidfd], [], [], timeout)[0]:
+            self.close()
+            self._gone = True
+
+    def close(self) -> None:
+        """Let go of the pidfd, if one was opened."""
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class ForkServer:
+    """The worker's fork server (worker/forkserver.py): supervisors without an interpreter
+    start each, about a millisecond instead of tens.
+
+    Started on first use; when it has died, the next request starts a new one. Whatever
+    goes wrong with it, `request` returns None and the caller starts the supervisor the
+    slow way: a run is never held up, or launched twice, by the fork server.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channel: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start the server (once its predecessor, if any, is gone). Raises OSError."""
+        with self._lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self.alive():
+            return
+        if self._process is not None:
+            logger.warning(
+                "the fork server (pid %d) exited with %s; starting a new one",
+                self._process.pid,
+                self._process.returncode,
+            )
+        self._close_locked()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(FORK_SERVER), str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,  # like the supervisors: a worker's stop misses it
+                close_fds=True,
+            )
+        self._channel = ours
+
+    def request(self, payload: dict[str, Any]) -> int | None:
+        """Ask for a supervisor; the read end of the pipe its ready line comes through.
+
+        None when the fork server is not there to ask (it could not be started, it died,
+        the request does not fit in one message).
+        """
+        data = json.dumps(payload).encode()
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            with self._lock:
+                self._start_locked()
+                assert self._channel is not None
+                socket.send_fds(self._channel, [data], [write_end])
+        except OSError as e:
+            logger.warning("the fork server cannot take a run (%s); starting it directly", e)
+            os.close(read_end)
+            return None
+        finally:
+            os.close(write_end)
+        return read_end
+
+    def close(self) -> None:
+        """Stop the server (its end of the socket closes; it exits). Supervisors stay."""
+        with self._lock:
+            self._close_locked()
+            if self._process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=5)
+
+    def _close_locked(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
 
 
 def supervise(
@@ -121,17 +241,23 @@ def supervise(
     *,
     grace: float,
     orphan_after: float,
+    forkserver: ForkServer | None = None,
 ) -> Supervised:
     """Start `argv` under a supervisor of its own, in a session of its own.
 
-    Returns once the program runs. Raises OSError when the program cannot be started
-    (missing, not executable, bad cwd) or the supervisor does not come up.
+    Through `forkserver` when there is one and it answers, else with an interpreter start
+    of the supervisor. Returns once the program runs. Raises OSError when the program
+    cannot be started (missing, not executable, bad cwd) or the supervisor does not come up.
     """
-    find_program(argv[0], cwd, env)  # the error here, with exec's errno, not in a file
+    executable = find_program(argv[0], cwd, env)  # the error here, with exec's errno
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in (STATE_FILE, EXIT_FILE):
         (run_dir / name).unlink(missing_ok=True)
     (run_dir / HEARTBEAT_FILE).touch()
+    if forkserver is not None:
+        supervised = _forked(forkserver, argv, executable, cwd, env, run_dir, grace, orphan_after)
+        if supervised is not None:
+            return supervised
     command = [
         sys.executable, "-I", "-S", str(SUPERVISOR), str(run_dir),
         "--grace", str(grace), "--orphan-after", str(orphan_after), "--", *argv,
@@ -152,13 +278,55 @@ def supervise(
         ready = process.stdout.readline()  # one line once the program runs, EOF otherwise
     if ready:
         state = json.loads(ready)
-        return Supervised(run_dir, state["pid"], state["program"], process)
+        return Supervised(run_dir, state["pid"], state["program"], process, state.get("start"))
     process.wait()
+    _raise_start_error(run_dir)
+    tail = (run_dir / SUPERVISOR_LOG).read_text(errors="replace")[-2000:]
+    raise OSError(f"the run's supervisor exited with {process.returncode}: {tail.strip()}")
+
+
+def _forked(
+    forkserver: ForkServer,
+    argv: Sequence[str],
+    executable: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    run_dir: Path,
+    grace: float,
+    orphan_after: float,
+) -> Supervised | None:
+    """A supervisor from the fork server; None when it gave none and launched nothing."""
+    request = {
+        "run_dir": str(run_dir),
+        "argv": list(argv),
+        "executable": executable,
+        "cwd": str(cwd),
+        "env": dict(env),
+        "grace": grace,
+        "orphan_after": orphan_after,
+    }
+    reply = forkserver.request(request)
+    if reply is None:
+        return None
+    with os.fdopen(reply, "rb") as pipe:
+        ready = pipe.readline()  # one line once the program runs, EOF otherwise
+    if ready:
+        state = json.loads(ready)
+        return Supervised(run_dir, state["pid"], state["program"], start=state.get("start"))
+    _raise_start_error(run_dir)
+    # No word and no end: the server died with the request, or its child before the
+    # program started (the state file says whether it did: then the run is followed).
+    found = found_in(run_dir)
+    if found is not None:
+        return found
+    logger.warning("the fork server gave no supervisor for %s; starting it directly", run_dir)
+    return None
+
+
+def _raise_start_error(run_dir: Path) -> None:
     end = read_end(run_dir)
     if end is not None and end.error:
         raise OSError(end.error)
-    tail = (run_dir / SUPERVISOR_LOG).read_text(errors="replace")[-2000:]
-    raise OSError(f"the run's supervisor exited with {process.returncode}: {tail.strip()}")
 
 
 def found_in(run_dir: Path) -> Supervised | None:
@@ -166,7 +334,10 @@ def found_in(run_dir: Path) -> Supervised | None:
     state = _read_json(run_dir / STATE_FILE)
     if state is None:
         return None
-    return Supervised(run_dir, int(state["pid"]), int(state["program"]))
+    start = state.get("start")
+    return Supervised(
+        run_dir, int(state["pid"]), int(state["program"]), start=int(start) if start else None
+    )
 
 
 def read_end(run_dir: Path) -> RunEnd | None:
@@ -174,14 +345,23 @@ def read_end(run_dir: Path) -> RunEnd | None:
     return None if data is None else RunEnd.from_dict(data)
 
 
-def is_supervisor(pid: int, run_dir: Path) -> bool:
-    """Whether `pid` is a live supervisor of `run_dir` (not a zombie, not a reused pid)."""
+def is_supervisor(pid: int, run_dir: Path, start: int | None = None) -> bool:
+    """Whether `pid` is a live supervisor of `run_dir` (not a zombie, not a reused pid).
+
+    With its recorded `start` time that is exact; without one (a state file written before
+    supervisors recorded it) the command line says, as a supervisor started by path has it.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
     if stat[stat.rfind(")") + 2] in "ZX":
+        return False
+    if start is not None:
+        return start_time(pid) == start
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
         return False
     return str(SUPERVISOR).encode() in cmdline and str(run_dir).encode() in cmdline
 

@@ -38,6 +38,7 @@ HEARTBEAT_FILE = "heartbeat"
 EXIT_FILE = "exit.json"
 
 _PR_SET_CHILD_SUBREAPER = 36
+_libc: ctypes.CDLL | None = None
 #: Seconds between looks at the heartbeat file while the program runs.
 WATCH_EVERY = 0.5
 #: Seconds between looks at the tree while it is being stopped.
@@ -69,9 +70,22 @@ def _parse(argv: list[str]) -> tuple[str, float, float, list[str]]:
 class Supervisor:
     """Runs one program to its end and leaves nothing of its tree behind."""
 
-    def __init__(self, run_dir: str, program: list[str], grace: float, orphan_after: float):
+    def __init__(
+        self,
+        run_dir: str,
+        program: list[str],
+        grace: float,
+        orphan_after: float,
+        *,
+        executable: str | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        """`executable` is the file `program[0]` names, already found (else PATH is
+        searched); `env` the program's environment (else this process's)."""
         self.run_dir = run_dir
         self.program = program
+        self.executable = executable
+        self.env = env
         self.grace = grace
         self.orphan_after = orphan_after
         self.pid = 0
@@ -98,7 +112,12 @@ class Supervisor:
         except OSError as e:
             self._write_exit({"error": f"could not start {self.program[0]!r}: {e.strerror or e}"})
             return
-        state: dict[str, object] = {"pid": os.getpid(), "program": self.pid}
+        # The start time tells this supervisor from a later process given the same pid.
+        state: dict[str, object] = {
+            "pid": os.getpid(),
+            "program": self.pid,
+            "start": start_time(os.getpid()),
+        }
         _write_json(os.path.join(self.run_dir, STATE_FILE), state)
         _say_ready(state)
         next_watch = time.monotonic() + WATCH_EVERY
@@ -135,10 +154,11 @@ class Supervisor:
             (os.POSIX_SPAWN_DUP2, streams["err"][1], 2),
         ]
         try:
-            pid = os.posix_spawnp(
-                self.program[0],
+            spawn = os.posix_spawn if self.executable else os.posix_spawnp
+            pid = spawn(
+                self.executable or self.program[0],
                 self.program,
-                os.environ,
+                os.environ if self.env is None else self.env,
                 file_actions=actions,
                 setpgroup=0,
                 setsigmask=(),
@@ -284,15 +304,35 @@ def _say_ready(state: dict[str, object]) -> None:
     os.close(devnull)
 
 
+def start_time(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (``/proc/PID/stat``); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    return int(raw[raw.rfind(b")") + 2 :].split()[19])
+
+
 def _noted(signum: int, frame: object) -> None:
     """A handler that only wakes the loop (through the wakeup fd)."""
 
 
 def _become_subreaper() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    global _libc
+    if _libc is None:  # loaded once: a fork server's children find it loaded
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         number = ctypes.get_errno()
         print(f"supervisor: not a subreaper: {os.strerror(number)}", file=sys.stderr)
+
+
+def preload() -> None:
+    """What each run would otherwise load again: for a process that forks supervisors."""
+    global _libc
+    import json  # noqa: F401  (see _write_json)
+
+    _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _descendants() -> dict[int, int]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.fleet import process_alive
 from tests.waiting import wait_for
-from worker.supervision import RunEnd, Supervised, read_end, supervise
+from worker.supervision import ForkServer, RunEnd, Supervised, read_end, supervise
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 #: Leaves a sleeper in a session of its own (through a child that exits), says its pid.
@@ -28,15 +29,34 @@ ESCAPE = (
 )
 
 
-def start(tmp_path: Path, code: str, *, orphan_after: float = 60.0) -> Supervised:
-    return supervise(
-        [sys.executable, "-c", code],
-        tmp_path,
-        ENV,
-        tmp_path / "run",
-        grace=0.5,
-        orphan_after=orphan_after,
-    )
+@pytest.fixture(scope="module")
+def running_forkserver() -> Iterator[ForkServer]:
+    forkserver = ForkServer()
+    forkserver.start()
+    yield forkserver
+    forkserver.close()
+
+
+@pytest.fixture(params=["interpreter", "forkserver"])
+def via(request) -> ForkServer | None:
+    """Each test twice: the supervisor started by an interpreter, and forked by the server."""
+    return request.getfixturevalue("running_forkserver") if request.param == "forkserver" else None
+
+
+@pytest.fixture
+def start(tmp_path: Path, via: ForkServer | None) -> Callable[..., Supervised]:
+    def start(code: str, *, orphan_after: float = 60.0) -> Supervised:
+        return supervise(
+            [sys.executable, "-c", code],
+            tmp_path,
+            ENV,
+            tmp_path / "run",
+            grace=0.5,
+            orphan_after=orphan_after,
+            forkserver=via,
+        )
+
+    return start
 
 
 def output(supervised: Supervised) -> list[tuple[str, str]]:
@@ -52,9 +72,9 @@ def escaped_pid(supervised: Supervised) -> int:
     return int(wait_for(lambda: output(supervised), 30, "the escaped pid")[0][1])
 
 
-def test_output_and_the_exit_code_are_written(tmp_path) -> None:
+def test_output_and_the_exit_code_are_written(start) -> None:
     code = "import sys\nprint('one', flush=True)\nprint('two', file=sys.stderr, flush=True)\n"
-    supervised = start(tmp_path, code + "print('three', flush=True)\nsys.exit(3)\n")
+    supervised = start(code + "print('three', flush=True)\nsys.exit(3)\n")
 
     end = ended(supervised)
     assert (end.returncode, end.signal, end.stopped, end.error) == (3, None, None, None)
@@ -65,8 +85,8 @@ def test_output_and_the_exit_code_are_written(tmp_path) -> None:
     assert not supervised.alive()
 
 
-def test_a_stop_request_ends_the_tree_including_a_setsid_grandchild(tmp_path) -> None:
-    supervised = start(tmp_path, ESCAPE)
+def test_a_stop_request_ends_the_tree_including_a_setsid_grandchild(start) -> None:
+    supervised = start(ESCAPE)
     grandchild = escaped_pid(supervised)
     assert process_alive(grandchild) and process_alive(supervised.program_pid)
 
@@ -78,19 +98,19 @@ def test_a_stop_request_ends_the_tree_including_a_setsid_grandchild(tmp_path) ->
     assert not process_alive(supervised.program_pid)
 
 
-def test_what_the_program_leaves_behind_is_stopped_when_it_exits(tmp_path) -> None:
+def test_what_the_program_leaves_behind_is_stopped_when_it_exits(start) -> None:
     leaves = ESCAPE.replace("time.sleep(60)\n", "", 1).replace(
         "print(escaped, flush=True)\n", "print(escaped, flush=True)\nsys.exit(0)\n"
     )
-    supervised = start(tmp_path, leaves)
+    supervised = start(leaves)
 
     end = ended(supervised)
     assert (end.returncode, end.stopped) == (0, "leftovers")
     assert not process_alive(escaped_pid(supervised))
 
 
-def test_a_supervisor_whose_worker_stays_away_stops_the_run(tmp_path) -> None:
-    supervised = start(tmp_path, ESCAPE, orphan_after=1.0)
+def test_a_supervisor_whose_worker_stays_away_stops_the_run(start) -> None:
+    supervised = start(ESCAPE, orphan_after=1.0)
     grandchild = escaped_pid(supervised)
 
     end = ended(supervised)  # nobody touches the heartbeat file
@@ -99,7 +119,7 @@ def test_a_supervisor_whose_worker_stays_away_stops_the_run(tmp_path) -> None:
     assert read_end(supervised.run_dir) == end
 
 
-def test_a_program_that_cannot_start_is_an_oserror(tmp_path) -> None:
+def test_a_program_that_cannot_start_is_an_oserror(tmp_path, via) -> None:
     with pytest.raises(FileNotFoundError):
         supervise(
             ["fglab-no-such-program"], tmp_path, ENV, tmp_path / "run", grace=1, orphan_after=5
@@ -112,4 +132,17 @@ def test_a_program_that_cannot_start_is_an_oserror(tmp_path) -> None:
             tmp_path / "run",
             grace=1,
             orphan_after=5,
+        )
+    not_a_program = tmp_path / "not-a-program"
+    not_a_program.write_bytes(b"\x00\x01 no interpreter line\n")
+    not_a_program.chmod(0o755)
+    with pytest.raises(OSError, match="could not start"):
+        supervise(
+            [str(not_a_program)],
+            tmp_path,
+            ENV,
+            tmp_path / "run",
+            grace=1,
+            orphan_after=5,
+            forkserver=via,
         )

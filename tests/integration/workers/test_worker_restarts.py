@@ -14,6 +14,7 @@ import os
 import signal
 from pathlib import Path
 
+import psutil
 import pytest
 from redis import Redis
 
@@ -89,9 +90,23 @@ def test_a_worker_restarted_mid_run_finishes_it_with_all_its_output(
         what="the first half of the output to stream",
     )
 
+    [forkserver] = [
+        child
+        for child in psutil.Process(worker.popen.pid).children()
+        if "forkserver.py" in " ".join(child.cmdline())
+    ]
+    supervisor = psutil.Process(supervisor_pid(fleet, experiment_id))
+    assert supervisor.ppid() == forkserver.pid  # forked, not an interpreter start
+
     worker.stop(stop)
     if stop == signal.SIGTERM:
         assert worker.popen.returncode == 0  # a warm shutdown that did not wait for the run
+    wait_for(
+        lambda: not process_alive(forkserver.pid),
+        timeout=10,
+        what="the fork server to follow its worker out",
+    )
+    assert supervisor.is_running()
     assert all(process_alive(pid) for pid in pids)
     assert status_of(db, experiment_id) == "running"
 
