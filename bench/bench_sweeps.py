@@ -11,18 +11,23 @@ branin: `bayes` and random sweeps of `budget` trials, seeds 0 to `seeds` - 1, on
 program computing the Branin function of x in [-5, 10), y in [0, 15) (global minimum
 0.398); prints each best, bayes seed 0's against random's median, and bayes' median.
 
-pruning: 16 random trials (seed 7) of a program reporting a loss curve over 20 steps of
-0.1 s, its final loss set by the option `final` in [0, 4); once with `median` pruning,
-once without. Prints how many were pruned (with their reasons and last steps), both
-bests and both wall-clocks (sweep created to sweep finished).
+pruning: 32 random trials (seed 7) of a program reporting a loss curve over 20 steps of
+0.1 s, its final loss set by the option `final` in [0, 4), the same for every trial
+before step 3 (so a bad trial is recognisable from step 3); once with `median` pruning
+(warm-up: steps 1-2), once without. Prints how many were pruned (with their reasons and
+last steps), both bests, both wall-clocks (sweep created to sweep finished), and the
+latencies from a step's write to the pruner's decision and from the decision to the
+program's TERM (p50, p99).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import uuid
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +53,10 @@ CURVE_SCHEMA = {
     "steps": {"type": "int", "default": 20},
     "delay": {"type": "float", "default": 0.1},
 }
-PRUNE = {"pruner": "median", "n_startup_trials": 4}
+#: Every trial reports the same loss before this step: the pruner can tell from it on.
+FLAT_UNTIL = 3
+PRUNE = {"pruner": "median", "n_startup_trials": 4, "n_warmup_steps": FLAT_UNTIL - 1}
+PRUNING_BUDGET = 32
 SWEEP_TIMEOUT = 900.0
 
 
@@ -133,31 +141,86 @@ def branin(bench: Bench, seeds: int, budget: int, parallelism: int) -> None:
 
 
 def pruning(bench: Bench, parallelism: int) -> None:
-    project = bench.project("curve.py", CURVE_SCHEMA)
+    stamps = bench.root / "stamps.txt"
+    schema = {
+        **CURVE_SCHEMA,
+        "flat": {"type": "int", "default": FLAT_UNTIL},
+        "stamps": {"type": "string", "default": str(stamps)},
+    }
+    project = bench.project("curve.py", schema)
     common = {
         "method": "random",
         "space": {"final": {"min": 0, "max": 4}},
         "objective": {"score": "loss", "goal": "minimize"},
-        "budget": 16,
+        "budget": PRUNING_BUDGET,
         "parallelism": parallelism,
         "seed": 7,
     }
     pruned_run = bench.sweep(project, prune=PRUNE, **common)
     plain_run = bench.sweep(project, **common)
+    written, termed = _stamps(stamps)
     pruned = [t for t in pruned_run["trials"] if t["status"] == "pruned"]
+    last_steps, to_decision, to_term = [], [], []
     for trial in pruned:
         steps = [p["step"] for p in bench.store.history(trial["experiment"])]
+        last_steps.append(max(steps))
+        doc = bench.store.get_experiment(
+            ObjectId(trial["experiment"]), ["_prune", "_kill_requested"]
+        )
+        decided = doc["_kill_requested"].replace(tzinfo=UTC).timestamp()
+        step_at = written.get((str(trial["experiment"]), doc["_prune"]["step"]))
+        if step_at is not None:
+            to_decision.append(decided - step_at)
+        if str(trial["experiment"]) in termed:
+            to_term.append(termed[str(trial["experiment"])] - decided)
         print(f"  trial {trial['trial']:2d} last step {max(steps):2d}: {trial['reason']}")
+    if os.environ.get("BENCH_TIMELINE"):
+        _timeline(bench, pruned_run)
     saved = plain_run["wall"] - pruned_run["wall"]
+    same = pruned_run["best"]["objective"] == plain_run["best"]["objective"]
     print(
-        f"pruning, 16 trials of 20 steps x 0.1 s, parallelism {parallelism}: "
-        f"{len(pruned)} pruned (a third: {len(pruned) >= 16 / 3}); best "
+        f"pruning, {PRUNING_BUDGET} trials of 20 steps x 0.1 s, a bad trial recognisable at "
+        f"step {FLAT_UNTIL}, parallelism {parallelism}: {len(pruned)} pruned, the last step "
+        f"any reached {max(last_steps, default=0)} (target <= 5); best "
         f"{pruned_run['best']['objective']:.4f} with pruning, "
-        f"{plain_run['best']['objective']:.4f} without (equal: "
-        f"{pruned_run['best']['objective'] == plain_run['best']['objective']}); wall-clock "
+        f"{plain_run['best']['objective']:.4f} without (the same: {same}); wall-clock "
         f"{pruned_run['wall']:.1f} s with, {plain_run['wall']:.1f} s without: saved "
-        f"{saved:.1f} s ({saved / plain_run['wall']:.0%})"
+        f"{saved:.1f} s ({saved / plain_run['wall']:.0%}, target >= 35%)"
     )
+    for name, values in (("step -> decision", to_decision), ("decision -> TERM", to_term)):
+        if values:
+            values.sort()
+            p50 = statistics.median(values)
+            p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
+            print(
+                f"  {name}: p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms over "
+                f"{len(values)} pruned trials (target p50 < 100 ms)"
+            )
+
+
+def _timeline(bench: Bench, run: dict[str, Any]) -> None:
+    """Each trial's created, dispatched, claimed, started and finished, in seconds."""
+    docs = [bench.store.get_experiment(ObjectId(t["experiment"]), None) for t in run["trials"]]
+    zero = min(d["_created"] for d in docs)
+    for d in sorted(docs, key=lambda d: d["_created"]):
+        marks = [
+            f"{(d[k] - zero).total_seconds():6.2f}" if d.get(k) else "   -  "
+            for k in ("_created", "_dispatched", "_claimed", "_started", "_finished")
+        ]
+        print(f"  trial {d['_trial']:2d} {' '.join(marks)} {d['_status']}")
+
+
+def _stamps(path: Path) -> tuple[dict[tuple[str, int], float], dict[str, float]]:
+    """curve.py's stamps: when each (experiment, step) was written, when TERM came."""
+    written: dict[tuple[str, int], float] = {}
+    termed: dict[str, float] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        parts = line.split()
+        if parts[1] == "step":
+            written[(parts[0], int(parts[2]))] = float(parts[3])
+        elif parts[1] == "term":
+            termed[parts[0]] = float(parts[2])
+    return written, termed
 
 
 def _options(options: dict[str, Any]) -> str:

@@ -39,6 +39,7 @@ from tasks.logs import (
     encode_line,
     log_key,
 )
+from worker.changes import FileChanges, WakingEvent
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ PENDING_LIMIT = 8 * 1024 * 1024
 CLOSE_FLUSH_S = 30.0
 #: Seconds between looks at a followed output file for more.
 FOLLOW_EVERY = 0.02
+#: Seconds a follower with inotify waits without a write before it reads anyway.
+FOLLOW_IDLE = 1.0
 
 #: A pending or kept chunk: stream, text, UTF-8 size, offset in the followed file (or None).
 Chunk = tuple[str, str, int, int | None]
@@ -97,7 +100,7 @@ class LogSink:
         self._open_pumps = 0
         self._closed = False
         self._warned = False
-        self._followed_all = threading.Event()
+        self._followed_all = WakingEvent()
 
     # Feeding -------------------------------------------------------------------------
 
@@ -283,6 +286,9 @@ class LogSink:
     def _follow(self, path: Path, publish_from: int) -> None:
         offset = 0
         partial = b""
+        # Each write to the file wakes the follower (inotify), as does stop_following;
+        # without inotify it looks again every FOLLOW_EVERY seconds.
+        changes = FileChanges.open(path)
         try:
             with path.open("rb") as output:
                 finishing = False
@@ -291,7 +297,11 @@ class LogSink:
                     if not data:
                         if finishing:
                             return
-                        finishing = self._followed_all.wait(FOLLOW_EVERY)
+                        if changes is not None:
+                            changes.wait(FOLLOW_IDLE, also=[self._followed_all.fileno()])
+                            finishing = self._followed_all.is_set()
+                        else:
+                            finishing = self._followed_all.wait(FOLLOW_EVERY)
                         continue
                     *lines, partial = (partial + data).split(b"\n")
                     for line in lines:
@@ -302,6 +312,8 @@ class LogSink:
                 "Log of experiment %s: reading %s failed: %s", self.experiment_id, path, error
             )
         finally:
+            if changes is not None:
+                changes.close()
             self._pump_ended()
 
     def _take_line(self, line: bytes, offset: int, publish: bool) -> None:

@@ -31,6 +31,7 @@ from tasks.contract import kill_channel
 from tasks.database import mongo_client
 from tasks.ledger import Lease, Ledger
 from tasks.states import Status
+from worker.changes import WakingEvent
 from worker.launcher import group_alive, stop_group
 from worker.projects import Implementation, ProjectsFile
 from worker.specs import gpu_memory_used, read_specs
@@ -61,7 +62,7 @@ class Running:
     gpu_share: float
     gpu: int | None
     #: Set when someone asked to stop it (the kill channel, or the heartbeat's look).
-    kill: threading.Event = field(default_factory=threading.Event)
+    kill: WakingEvent = field(default_factory=WakingEvent)
     #: Its supervisor, once the program runs; the heartbeat keeps it company.
     supervised: Supervised | None = None
 

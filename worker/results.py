@@ -98,11 +98,16 @@ class ResultsSync:
         self._unrecorded_notes: dict[str, str] = {}
         self._new_steps: list[int] = []
 
-    def sync(self, *, final: bool = False) -> SyncReport:
+    @property
+    def folder(self) -> Path:
+        return self._folder
+
+    def sync(self, *, final: bool = False, json_only: bool = False) -> SyncReport:
         """Upload what is new or changed since the last pass; never raises MongoDB errors.
 
         With ``final=True`` a ``*.json`` file that is not a JSON object is kept as a file
-        (with a note) instead of being waited on as possibly half-written.
+        (with a note) instead of being waited on as possibly half-written. `json_only`
+        looks at the ``*.json`` files alone (a quick pass for a reported step).
         """
         uploaded: list[str] = []
         pending: list[str] = []
@@ -110,6 +115,8 @@ class ResultsSync:
         # server-selection timeout per file: they stay pending for the next pass.
         unreachable = False
         for name, path, entry in self._walk():
+            if json_only and not name.lower().endswith(".json"):
+                continue
             if entry is None:
                 self._note(name, f"{name}: symbolic link not followed")
                 continue

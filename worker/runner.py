@@ -34,6 +34,7 @@ from tasks.contract import RunRequest
 from tasks.states import Status
 from worker import supervision
 from worker.argv import build_argv, gpu_env
+from worker.changes import FileChanges
 from worker.logs import LogSink
 from worker.machine import Machine, Running
 from worker.projects import Implementation
@@ -43,10 +44,13 @@ from worker.supervision import RunEnd, Supervised, supervise
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Seconds between checks of the program, the kill flag and the results folder.
+#: Seconds between checks of the program, the kill flag and the results folder (the
+#: longest wait: inotify, the supervisor's pidfd and a kill request wake it at once).
 TICK = 0.25
 #: Seconds between uploads of the results folder while the program runs.
 SYNC_EVERY = 1.0
+#: Seconds at least between the passes over JSON results that their writes set off.
+QUICK_SYNC_GAP = 0.02
 
 
 @dataclass
@@ -364,28 +368,45 @@ def _watch(
     sync that recorded one (a sweep's trial).
     """
     last_sync = time.monotonic()
-    while True:
-        end = supervised.ended()
-        if end is not None:
-            return _end_outcome(end, asked)
-        if not supervised.alive() and supervised.ended() is None:
-            return Outcome(Status.LOST, "its supervisor died without saying how the run ended")
-        if machine.detaching.is_set():
-            return None
-        if asked is None and timeout and time.time() - began > timeout:
-            asked = Outcome(Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped")
-            supervised.stop()
-        elif asked is None and running.kill.is_set():
-            asked = Outcome(Status.KILLED, "killed on request")
-            supervised.stop()
-        now = time.monotonic()
-        if now - last_sync >= SYNC_EVERY:
-            report = results.sync()
-            last_sync = now
-            if report.steps and on_step is not None:
+    last_quick = 0.0
+    json_written = False  # a JSON result was written since the last pass
+    changes = FileChanges.open(results.folder)
+    try:
+        while True:
+            end = supervised.ended()
+            if end is not None:
+                return _end_outcome(end, asked)
+            if not supervised.alive() and supervised.ended() is None:
+                return Outcome(Status.LOST, "its supervisor died without saying how the run ended")
+            if machine.detaching.is_set():
+                return None
+            if asked is None and timeout and time.time() - began > timeout:
+                asked = Outcome(Status.TIMEOUT, f"ran past its timeout of {timeout:g}s; stopped")
+                supervised.stop()
+            elif asked is None and running.kill.is_set():
+                asked = Outcome(Status.KILLED, "killed on request")
+                supervised.stop()
+            now = time.monotonic()
+            report = None
+            if now - last_sync >= SYNC_EVERY:
+                report = results.sync()
+                last_sync, json_written = now, False
+            elif json_written and now - last_quick >= QUICK_SYNC_GAP:
+                report = results.sync(json_only=True)  # a trial's step, for its pruner
+                last_quick, json_written = now, False
+            if report is not None and report.steps and on_step is not None:
                 on_step(report.steps[-1])
-        # Not a plain sleep: a short program's slot comes free as soon as it exits.
-        supervised.wait(TICK)
+            if changes is None:
+                # Not a plain sleep: a short program's slot comes free as soon as it exits.
+                supervised.wait(TICK)
+                continue
+            wake = [supervised.fileno()] + ([running.kill.fileno()] if asked is None else [])
+            wait = QUICK_SYNC_GAP - (now - last_quick) if json_written else TICK
+            written = changes.wait(max(wait, 0.0), also=[fd for fd in wake if fd is not None])
+            json_written = json_written or any(p.suffix.lower() == ".json" for p in written)
+    finally:
+        if changes is not None:
+            changes.close()
 
 
 def _end_outcome(end: RunEnd, asked: Outcome | None) -> Outcome:

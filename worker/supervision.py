@@ -116,30 +116,31 @@ class Supervised:
             os.kill(self.pid, signal.SIGTERM)
 
     def wait(self, timeout: float) -> None:
-        """Wait up to `timeout` seconds for the supervisor to exit.
-
-        Our child is waited on; another process (forked by the fork server, or left by an
-        earlier worker) through a pidfd, which becomes readable when it exits.
-        """
+        """Wait up to `timeout` seconds for the supervisor to exit."""
         if self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=timeout)
             return
-        if self._gone:
-            return
-        if self._pidfd is None:
+        fd = self.fileno()
+        if fd is not None:
+            select.select([fd], [], [], timeout)
+
+    def fileno(self) -> int | None:
+        """A pidfd of the supervisor, readable once it has exited (for ``select`` with
+        other files); None when it is gone already.
+
+        Our child or not (forked by the fork server, left by an earlier worker).
+        """
+        if self._pidfd is None and not self._gone:
             try:
                 self._pidfd = os.pidfd_open(self.pid)
             except ProcessLookupError:
                 self._gone = True
-                return
-            if not self.alive():  # the pid was reused before we looked
+                return None
+            if self._process is None and not self.alive():  # the pid was reused
                 self.close()
                 self._gone = True
-                return
-        if select.select([self._pidfd], [], [], timeout)[0]:
-            self.close()
-            self._gone = True
+        return self._pidfd
 
     def close(self) -> None:
         """Let go of the pidfd, if one was opened."""

@@ -265,6 +265,8 @@ def test_a_followed_file_resumes_the_live_stream_where_it_stopped(fake, tmp_path
         what="the first lines to stream",
     )
     assert sink.streamed_offset() == path.stat().st_size
+    sink.stop_following()  # its worker goes
+    sink.join()
 
     # A later worker: the kept tail gets everything, the stream only what is new.
     with path.open("ab") as out:

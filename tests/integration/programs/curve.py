@@ -3,11 +3,15 @@
 Options (double-dash style): ``--final`` the loss it ends at, ``--steps`` how many steps,
 ``--delay`` seconds per step, ``--results`` the results root and ``--_id``. Each step
 rewrites ``progress.json`` in ``<results>/<_id>/`` with ``{"_scores": {"loss": v},
-"_step": s}``, the loss falling from ``final + 1`` towards ``final``.
+"_step": s}``, the loss falling from ``final + 1`` towards ``final``. Optional: ``--flat
+N`` reports the same loss (5.0) for every trial before step N, so a bad trial shows only
+from step N; ``--stamps PATH`` appends ``step <n> <time>`` as each step is written and
+``term <time>`` when SIGTERM comes (then it exits), for latency figures.
 """
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,11 +34,25 @@ def main() -> None:
     folder = Path(opts["results"]) / opts["_id"]
     folder.mkdir(parents=True, exist_ok=True)
     final, steps, delay = float(opts["final"]), int(opts["steps"]), float(opts["delay"])
+    flat = int(opts.get("flat", "0"))
+    stamps = opts.get("stamps", "none")
+
+    def stamp(line: str) -> None:
+        if stamps != "none":
+            with open(stamps, "a") as out:
+                out.write(f"{opts['_id']} {line} {time.time():.6f}\n")
+
+    def stopped(signum: int, frame: object) -> None:
+        stamp("term")
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stopped)
     for step in range(1, steps + 1):
-        loss = final + 1.0 / step
+        loss = 5.0 if step < flat else final + 1.0 / step
         tmp = folder / "progress.tmp"
         tmp.write_text(json.dumps({"_scores": {"loss": loss}, "_step": step}))
         os.replace(tmp, folder / "progress.json")
+        stamp(f"step {step}")
         time.sleep(delay)
 
 
