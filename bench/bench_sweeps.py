@@ -14,8 +14,8 @@ program computing the Branin function of x in [-5, 10), y in [0, 15) (global min
 pruning: 32 random trials (seed 7) of a program reporting a loss curve over 20 steps of
 0.1 s, its final loss set by the option `final` in [0, 4), the same for every trial
 before step 3 (so a bad trial is recognisable from step 3); once with `median` pruning
-(warm-up: steps 1-2), once without. Prints how many were pruned (with their reasons and
-last steps), both bests, both wall-clocks (sweep created to sweep finished), and the
+(warm-up: steps 1-2, judged from step 3), once without. Prints how many were pruned
+(with their reasons and last steps), both bests, both wall-clocks (sweep created to sweep finished), and the
 latencies from a step's write to the pruner's decision and from the decision to the
 program's TERM (p50, p99).
 """
@@ -55,7 +55,7 @@ CURVE_SCHEMA = {
 }
 #: Every trial reports the same loss before this step: the pruner can tell from it on.
 FLAT_UNTIL = 3
-PRUNE = {"pruner": "median", "n_startup_trials": 4, "n_warmup_steps": FLAT_UNTIL - 1}
+PRUNE = {"pruner": "median", "n_startup_trials": 4, "n_warmup_steps": FLAT_UNTIL}
 PRUNING_BUDGET = 32
 SWEEP_TIMEOUT = 900.0
 

@@ -77,7 +77,7 @@ def create_jobs_app(settings: Settings) -> Celery:
         fire its webhooks (`hooks`: some wait); judge a trial's progress; when one ended,
         make its sweep's next trial (`trial`: it may be one) and dispatch what waits."""
         if event == "progress":
-            sweeps().judge(ObjectId(experiment_id))
+            sweeps().judge(ObjectId(experiment_id), step)
             return 0
         if hooks:
             for hook_id in hooks_for(scheduler().store, experiment_id, event):

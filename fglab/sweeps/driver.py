@@ -159,9 +159,9 @@ class SweepDriver:
 
     # Pruning ---------------------------------------------------------------------------
 
-    def judge(self, experiment_id: ObjectId) -> bool:
-        """Ask the sweep's pruner about a trial's last reported step; stop the trial when
-        it says so. True when the trial is being pruned."""
+    def judge(self, experiment_id: ObjectId, step: int | None = None) -> bool:
+        """Ask the sweep's pruner about a trial's last reported step (`step`, when the
+        worker said which); stop the trial when it says so. True when it is being pruned."""
         try:
             doc = self.store.get_experiment(
                 experiment_id, ["_sweep", "_trial", "_status", "_prune"]
@@ -175,6 +175,8 @@ class SweepDriver:
         if sweep is None or not sweep.get("prune"):
             return False
         config = SweepConfig.from_dict(sweep)
+        if step is not None and not study.may_prune_at(config, step):
+            return False  # in the warm-up: no need to read every trial
         recorded = self._recorded(sweep, self.store.sweep_trials(sweep["_id"]), points=True)
         verdict = study.judge(str(sweep["_id"]), config, recorded, doc["_trial"])
         if verdict is None:

@@ -7,8 +7,9 @@ points, what the pruner noted), so a restarted scheduler, or a second one, decid
 the same facts. The sampler is seeded with the sweep's seed plus the trial number, so
 asking again for the same trial over the same record proposes the same options.
 
-A program's points are sampled (its results folder is read about once a second), so two
-trials seldom report the same steps. A trial's value at a step is therefore the last one
+A program's points may be sampled (a worker syncs a JSON result as it is written, at most
+once each 20 ms, so a program that rewrites it faster skips steps), so two trials need
+not report the same steps. A trial's value at a step is therefore the last one
 it reported at or before that step, for steps up to its last report.
 """
 
@@ -27,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from fglab.sweeps.config import Objective, SweepConfig
 from fglab.sweeps.trials import COMPLETE, FAILED, PRUNED, RUNNING
 
-__all__ = ["Recorded", "Verdict", "ask", "judge"]
+__all__ = ["Recorded", "Verdict", "ask", "judge", "may_prune_at"]
 
 _STATES = {
     COMPLETE: TrialState.COMPLETE,
@@ -153,6 +154,17 @@ def _aligned(points: Mapping[int, float], step: int) -> dict[int, float]:
     if step not in points and earlier and max(points) >= step:
         aligned[step] = points[max(earlier)]
     return aligned
+
+
+def may_prune_at(config: SweepConfig, step: int) -> bool:
+    """Whether the sweep's pruner could stop a trial at `step` at all: the median pruner
+    never does before its warm-up ends (``step < n_warmup_steps``, as Optuna counts), so
+    those steps need no reading of the trials."""
+    if config.prune is None:
+        return False
+    if config.prune["pruner"] == "median":
+        return step >= int(config.prune.get("n_warmup_steps") or 0)
+    return True
 
 
 def _pruner(settings: Mapping[str, Any]) -> BasePruner:

@@ -274,3 +274,15 @@ def test_hyperband_prunes_with_the_rungs_it_noted_before():
     assert verdicts, "hyperband pruned nothing"
     assert all(v.reason.startswith(f"pruned at step {v.step}: loss ") for v in verdicts)
     assert "hyperband bracket" in verdicts[0].reason
+
+
+def test_steps_in_the_median_warmup_are_not_judged_at_all():
+    """The scheduler skips reading every trial for them: the verdict could only be no."""
+    cfg = config(prune={"pruner": "median", "n_startup_trials": 3, "n_warmup_steps": 5})
+    finished = [study.Recorded(n, {}, COMPLETE, 0.1, curve(0.1)) for n in range(3)]
+    for step, judged in ((4, False), (5, True)):
+        bad = study.Recorded(3, {}, RUNNING, None, {step: 9.0})
+        assert study.may_prune_at(cfg, step) is judged
+        assert study.judge("s", cfg, [*finished, bad], 3).prune is judged
+    assert study.may_prune_at(config(prune={"pruner": "hyperband", "max_resource": 20}), 1)
+    assert not study.may_prune_at(config(), 100)
