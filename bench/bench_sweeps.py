@@ -15,9 +15,9 @@ pruning: 32 random trials (seed 7) of a program reporting a loss curve over 20 s
 0.1 s, its final loss set by the option `final` in [0, 4), the same for every trial
 before step 3 (so a bad trial is recognisable from step 3); once with `median` pruning
 (warm-up: steps 1-2, judged from step 3), once without. Prints how many were pruned
-(with their reasons and last steps), both bests, both wall-clocks (sweep created to sweep finished), and the
-latencies from a step's write to the pruner's decision and from the decision to the
-program's TERM (p50, p99).
+(with their reasons and last steps), both bests, both wall-clocks (sweep created to
+sweep finished), and the latencies from a step's write to the pruner's decision and from
+the decision to the program's TERM (p50, p99).
 """
 
 from __future__ import annotations

@@ -11,11 +11,12 @@ from typing import Any
 
 from bson import ObjectId
 from celery import Celery, Task
-from celery.signals import beat_embedded_init
+from celery.signals import beat_embedded_init, worker_ready, worker_shutdown
 
 from config import Settings, load_settings
 from fglab.broker import Broker
 from fglab.maintenance import quiet_sweep_lines, sweep
+from fglab.nudges import start_listening
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.sweeps.driver import SweepDriver
 from fglab.webhooks import (
@@ -27,7 +28,13 @@ from fglab.webhooks import (
     retry_delay,
 )
 from tasks.app import create_celery
-from tasks.contract import DELIVER_WEBHOOK, DISPATCH, EXPERIMENT_EVENT, SWEEP
+from tasks.contract import (
+    DELIVER_WEBHOOK,
+    DISPATCH,
+    EXPERIMENT_EVENT,
+    SWEEP,
+    dispatch_channel,
+)
 from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -58,6 +65,22 @@ def create_jobs_app(settings: Settings) -> Celery:
 
     def sweeps() -> SweepDriver:
         return SweepDriver(scheduler())
+
+    listening: dict[str, Any] = {}
+
+    @worker_ready.connect(weak=False)
+    def _listen(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return  # another app's worker in this process (tests)
+        redis = scheduler().redis
+        if redis is not None:
+            channel = dispatch_channel(settings.mongodb_db)
+            listening["stop"] = start_listening(redis, channel, scheduler().dispatch_queued)
+
+    @worker_shutdown.connect(weak=False)
+    def _stop_listening(sender: Any = None, **_: Any) -> None:
+        if "stop" in listening:
+            listening.pop("stop").set()
 
     @app.task(name=DISPATCH, send_events=False)
     def dispatch() -> int:

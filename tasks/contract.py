@@ -47,6 +47,18 @@ def kill_channel(host: str) -> str:
     return f"fglab:kill:{host}"
 
 
+def dispatch_channel(database: str) -> str:
+    """The Redis pub/sub channel on which a machine says it has room again (a run ended
+    that no webhook or sweep waits on), so the scheduler dispatches what waits.
+
+    Named after the fleet's MongoDB database: pub/sub spans a Redis server's databases,
+    and two fleets sharing one server must not hear each other. A hint for speed as
+    well: with no scheduler listening the machine sends a dispatch task, and the periodic
+    sweep dispatches anyway.
+    """
+    return f"fglab:dispatch:{database}"
+
+
 def machine_queue(host: str) -> str:
     """The queue a machine's worker consumes: ``machine-<host>``."""
     if not host or any(c.isspace() for c in host):

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from config import Settings
 from tasks import experiments, machines
-from tasks.contract import kill_channel
+from tasks.contract import dispatch_channel, kill_channel
 from tasks.database import mongo_client
 from tasks.ledger import Lease, Ledger
 from tasks.states import Status
@@ -180,6 +180,19 @@ class Machine:
                     "machine %s: projects.json changed, %d project(s)", self.name, len(projects)
                 )
             self.notify("dispatch", {})
+
+    def nudge(self) -> None:
+        """Say this machine has room again, so the scheduler dispatches what waits.
+
+        A publish on the fleet's dispatch channel; when no scheduler hears it (none
+        listening, or Redis blinked), a dispatch task instead.
+        """
+        try:
+            if self.redis.publish(dispatch_channel(self.settings.mongodb_db), self.name):
+                return
+        except RedisError as e:
+            logger.warning("machine %s: dispatch nudge not sent: %s", self.name, e)
+        self.notify("dispatch", {})
 
     def record_start_failure(self, reason: str) -> bool:
         """Count a program that could not start; drain the machine after too many.

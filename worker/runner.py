@@ -158,9 +158,12 @@ def _let_go(
     hooks = experiments.hooked(ended or ended_from, "finished")
     # Whether it is a sweep's trial: the scheduler then need not read the experiment.
     trial = (ended or ended_from).get(experiments.SWEEP) is not None
-    machine.notify(
-        "finished", {"experiment_id": running.experiment_id, "hooks": hooks, "trial": trial}
-    )
+    if hooks or trial:
+        machine.notify(
+            "finished", {"experiment_id": running.experiment_id, "hooks": hooks, "trial": trial}
+        )
+    else:
+        machine.nudge()  # only room came free: a publish, not a message
 
 
 def _run_dir(machine: Machine, experiment_id: ObjectId) -> Path:

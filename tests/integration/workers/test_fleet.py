@@ -60,7 +60,8 @@ def test_capacity_half_runs_two_and_the_third_starts_when_one_ends(
 ):
     name = machine_name()
     # Without beat there is no periodic sweep, and projects.json never changes: the only
-    # thing left that can dispatch the third experiment is the first one's "finished" event.
+    # thing left that can dispatch the third experiment is the first one's end (no hooks,
+    # no sweep: the machine's nudge on the dispatch channel).
     fleet.start_scheduler(beat=False)
     fleet.start_machine(name, {str(project["_id"]): implementation(tmp_path, capacity="0.5")})
     wait_for(live(db, name), timeout=30, what="the machine to register")
