@@ -258,7 +258,8 @@ return kept
 """
 )
 
-# ARGV: owner, token, ttl (s). Returns 1 and renews when that lease is live, else 0.
+# ARGV: owner, token, ttl (s). Returns 1 when that lease is live (renewing it when less
+# than half its ttl is left), else 0.
 _CONFIRM = (
     _PRELUDE
     + """
@@ -269,6 +270,9 @@ local raw = redis.call('HGET', lease_key, owner)
 local expiry = redis.call('ZSCORE', exp_key, owner)
 if not raw or not expiry or tonumber(expiry) <= now then return 0 end
 if cjson.decode(raw).token ~= token then return 0 end
+-- Renewed only when past half its life: a confirm right after the reserve (the common
+-- case) needs no writes; the heartbeat renews it from then on.
+if tonumber(expiry) - now > ttl / 2 then return 1 end
 redis.call('ZADD', exp_key, fmt(now + ttl), owner)
 keep(ttl)
 return 1
@@ -439,7 +443,8 @@ class Ledger:
         return fit_gpu([to_micro(g) for g in usage.gpu_used], share_m) is not None
 
     def confirm(self, machine: str, owner: str, token: str) -> bool:
-        """Whether ``owner`` holds a live lease with ``token``; renews it when it does."""
+        """Whether ``owner`` holds a live lease with ``token``; renews it when it is past
+        half its life (a confirm right after the reserve writes nothing)."""
         keys = self._keys(machine)
         return bool(self._confirm(keys=keys, args=[owner, token, repr(self.ttl)]))
 

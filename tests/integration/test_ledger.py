@@ -397,3 +397,17 @@ def test_an_expired_lease_is_not_confirmed_before_anything_purges_it(
     assert lease is not None
     redis_client.zadd(f"t:lease-exp:{M}", {"late": 1.0})  # its expiry long past
     assert ledger.confirm(M, "late", lease.token) is False
+
+
+def test_a_confirm_renews_only_a_lease_past_half_its_life(redis_client: Redis) -> None:
+    ledger = Ledger(redis_client, ttl=0.6)
+    lease = ledger.reserve(M, "a", 0.5)
+    assert lease is not None
+    reserved = ledger.expiries(M)["a"]
+
+    assert ledger.confirm(M, "a", lease.token) is True
+    assert ledger.expiries(M)["a"] == reserved  # right after the reserve: nothing written
+
+    wait_for(lambda: time.time() > reserved - 0.25, 5, "the lease to pass half its life")
+    assert ledger.confirm(M, "a", lease.token) is True
+    assert ledger.expiries(M)["a"] > reserved
