@@ -9,7 +9,8 @@ through FGLab's own code and its median is kept:
 - move by _id: ``Store.requeue`` of a dispatched experiment (a compare-and-set
   ``find_one_and_update`` on ``{_id, _status}``), then dispatched again by the record;
 - first page: ``Store.experiment_rows`` sorted by ``_scores.loss``, 50 rows, with its count;
-- counts: the project's experiments counted by status (one ``$group``).
+- counts: the project's experiments counted by status (its counter, `tasks.counts`);
+- recount: the same by one ``$group``, as the periodic repair counts them.
 
 Run: ``.venv/bin/python bench/bench_store_scale.py --sizes 1000 10000 100000``
 (``FGLAB_EMBEDDED_PATCHES=0`` measures mongoeco without FGLab's fixes). Progress goes to
@@ -45,14 +46,21 @@ from tasks import experiments
 from tasks.experiments import Reservation
 from tasks.states import Status
 
-OPERATIONS = ("insert", "move by _id", "first page by score", "counts by status")
+OPERATIONS = (
+    "insert",
+    "move by _id",
+    "first page by score",
+    "counts by status",
+    "recount (the repair)",
+)
 FILL_CHUNK = 1_000
 #: Statuses of the filled experiments: mostly ended, as in a real project.
 SPREAD = (Status.SUCCESS,) * 7 + (Status.FAIL, Status.KILLED, Status.TIMEOUT)
 
 
 def fill(store: Store, db: Any, project_id: ObjectId, count: int) -> None:
-    """Add `count` ended experiments with a random ``loss`` score, FILL_CHUNK a write."""
+    """Add `count` ended experiments with a random ``loss`` score, FILL_CHUNK a write
+    (straight into the collection: the counters learn of them from the repair)."""
     collection = db[experiments.COLLECTION]
     rng = random.Random(count)
     created = experiments.now()
@@ -94,6 +102,9 @@ def measure(store: Store, db: Any, project_id: ObjectId, repeats: int) -> dict[s
         assert len(rows) == 50 and total > 0
 
     def counts() -> None:
+        assert store.status_counts(project_id)[project_id]
+
+    def recount() -> None:
         pipeline = [
             {"$match": {experiments.PROJECT: project_id}},
             {"$group": {"_id": f"${experiments.STATUS}", "n": {"$sum": 1}}},
@@ -102,7 +113,7 @@ def measure(store: Store, db: Any, project_id: ObjectId, repeats: int) -> dict[s
 
     first_page()  # makes the score's index, as the first visitor would
     timed: dict[str, Callable[[], None]] = dict(
-        zip(OPERATIONS, (insert, move, first_page, counts), strict=True)
+        zip(OPERATIONS, (insert, move, first_page, counts, recount), strict=True)
     )
     return {name: _median_ms(operation, repeats) for name, operation in timed.items()}
 
@@ -129,6 +140,7 @@ def run_engine(uri: str, sizes: list[int], repeats: int) -> list[dict[str, Any]]
         started = time.perf_counter()
         fill(store, db, project_id, size - stored)
         fill_s = time.perf_counter() - started
+        store.repair_counts()  # fill writes around the counters, as a restore would
         stored = size
         figures = measure(store, db, project_id, repeats)
         stored += repeats + 1  # the inserts measure() made

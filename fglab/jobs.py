@@ -7,6 +7,7 @@ celery -A fglab.jobs beat                # periodic sweep
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from bson import ObjectId
@@ -39,6 +40,10 @@ from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
 
+#: Seconds between recounts of every project's experiments by the periodic sweep (one
+#: aggregation over all experiments; the counters are kept by every move meanwhile).
+COUNTS_REPAIR_EVERY = 60.0
+
 
 @beat_embedded_init.connect
 def _embedded_beat_dies_with_its_worker(**_: Any) -> None:
@@ -67,6 +72,7 @@ def create_jobs_app(settings: Settings) -> Celery:
         return SweepDriver(scheduler())
 
     listening: dict[str, Any] = {}
+    repaired = {"next": 0.0}  # when the periodic sweep next recounts every project
 
     @worker_ready.connect(weak=False)
     def _listen(sender: Any = None, **_: Any) -> None:
@@ -141,6 +147,12 @@ def create_jobs_app(settings: Settings) -> Celery:
         """Requeue lost messages, mark dead machines' experiments lost, advance the
         hyperparameter sweeps, dispatch."""
         report = sweep(scheduler())
+        if time.monotonic() >= repaired["next"]:  # the first sweep too: counters to start
+            repaired["next"] = time.monotonic() + COUNTS_REPAIR_EVERY
+            fixed = scheduler().store.repair_counts()
+            if fixed:
+                logger.warning("status counts of %d project(s) were off; set right", len(fixed))
+            report["counts_repaired"] = len(fixed)
         report["trials"] = sweeps().advance_all()
         report["dispatched"] = scheduler().dispatch_queued()
         return report

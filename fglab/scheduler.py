@@ -23,6 +23,7 @@ from fglab.errors import Conflict, NoCapacity, Unavailable
 from fglab.store import Store
 from tasks import machines
 from tasks.contract import RunRequest, kill_channel
+from tasks.counts import Tally
 from tasks.database import mongo_client
 from tasks.experiments import Reservation
 from tasks.ledger import Lease, Ledger
@@ -159,6 +160,22 @@ class Scheduler:
         projects: dict[ObjectId, dict[str, Any] | None] = {}
         blocked: dict[ObjectId, str] = {}  # projects no machine has room for, and why
         passed: set[ObjectId] = set()  # blocked or deleted projects: not read again
+        tally = Tally()  # the pass's moves, one counter write a project
+        try:
+            dispatched = self._dispatch_pages(limit, placing, projects, blocked, passed, tally)
+        finally:
+            self.store.flush_counts(tally)
+        return dispatched
+
+    def _dispatch_pages(
+        self,
+        limit: int,
+        placing: _Pass,
+        projects: dict[ObjectId, dict[str, Any] | None],
+        blocked: dict[ObjectId, str],
+        passed: set[ObjectId],
+        tally: Tally,
+    ) -> int:
         dispatched = seen = 0
         while seen < limit:
             size = min(DISPATCH_PAGE, limit - seen)
@@ -180,7 +197,7 @@ class Scheduler:
                     if doc.get("_waiting") != placed:
                         stale[project_id] = placed
                     continue
-                moved = self.store.dispatch(doc["_id"], placed.reservation)
+                moved = self.store.dispatch(doc["_id"], placed.reservation, tally)
                 if moved is None:  # cancelled or taken meanwhile
                     self._release(placed, doc["_id"])
                     continue

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 
 from fglab.errors import BadRequest, Conflict, NotFound
 from fglab.sweeps.record import SweepRecord
-from tasks import experiments, history, machines
+from tasks import counts, experiments, history, machines
 from tasks.experiments import Reservation
 from tasks.fields import LARGE_REF_KEY, resolve_large_fields
 from tasks.files import delete_files, put_experiment_file
@@ -233,18 +233,13 @@ class Store:
         return [str(doc["_id"]) for doc in found]
 
     def status_counts(self, project_id: ObjectId | None = None) -> dict[ObjectId, dict[str, int]]:
-        """How many experiments each project (or just `project_id`) has in each status,
-        in one aggregation."""
-        pipeline: list[dict[str, Any]] = [
-            {"$group": {"_id": {"p": "$_project_id", "s": "$_status"}, "n": {"$sum": 1}}}
-        ]
-        if project_id is not None:
-            pipeline.insert(0, {"$match": {"_project_id": project_id}})
-        counts: dict[ObjectId, dict[str, int]] = {}
-        for doc in self._experiments.aggregate(pipeline):
-            key = doc["_id"]
-            counts.setdefault(key.get("p"), {})[str(key.get("s"))] = int(doc["n"])
-        return counts
+        """How many experiments each project (or just `project_id`) has in each status:
+        its counter (`tasks.counts`), one small read whatever the number of experiments."""
+        return counts.read(self._db, project_id)
+
+    def repair_counts(self) -> list[ObjectId]:
+        """Recount every project's experiments and set right the counters that are off."""
+        return counts.repair(self._db, experiments.COLLECTION)
 
     def _rows_query(
         self,
@@ -381,12 +376,12 @@ class Store:
         oid = object_id(experiment_id, "Experiment ID")
         delete_files(self._db, {"metadata.experiment": oid})
         history.delete(self._db, [oid])
-        if self._experiments.delete_one({"_id": oid}).deleted_count == 0:
+        if not experiments.delete(self._db, oid):
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
 
     def delete_project_experiments(self, project_id: ObjectId) -> int:
         delete_files(self._db, {"metadata.project": project_id})
-        return self._experiments.delete_many({"_project_id": project_id}).deleted_count
+        return experiments.delete_project(self._db, project_id)
 
     # Sweeps' trials and progress ----------------------------------------------------
 
@@ -440,8 +435,13 @@ class Store:
 
     # Status moves (the rules live in tasks.experiments) ------------------------------
 
-    def dispatch(self, experiment_id: ObjectId, reservation: Reservation) -> dict | None:
-        return experiments.dispatch(self._db, experiment_id, reservation)
+    def dispatch(
+        self, experiment_id: ObjectId, reservation: Reservation, tally: counts.Tally | None = None
+    ) -> dict | None:
+        return experiments.dispatch(self._db, experiment_id, reservation, tally)
+
+    def flush_counts(self, tally: counts.Tally) -> None:
+        tally.flush(self._db)
 
     def requeue(self, experiment_id: ObjectId) -> bool:
         return experiments.requeue(self._db, experiment_id)

@@ -22,6 +22,7 @@ from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from tasks import counts
 from tasks.states import MOVES, Status
 
 COLLECTION = "experiments"
@@ -97,9 +98,15 @@ def _experiments(db: Database) -> Collection:
 
 
 def _move(
-    db: Database, move: str, experiment_id: ObjectId, fields: Mapping[str, Any], **match: Any
+    db: Database,
+    move: str,
+    experiment_id: ObjectId,
+    fields: Mapping[str, Any],
+    tally: counts.Tally | None = None,
+    **match: Any,
 ) -> dict[str, Any] | None:
-    """Compare-and-set one move: apply `fields` only from the statuses `move` starts from.
+    """Compare-and-set one move: apply `fields` only from the statuses `move` starts from,
+    and count it on the project's counter (now, or in `tally` for a later write).
 
     Returns the document after the move, or None when the experiment is gone or no longer
     in a status the move starts from (someone else won).
@@ -108,11 +115,21 @@ def _move(
     status = fields.get(STATUS)
     if status is not None and status not in targets:
         raise ValueError(f"move {move!r} cannot lead to status {status!r}")
-    return _experiments(db).find_one_and_update(
+    # The document before tells which status it left, for the project's counter; the one
+    # after is that with `fields` set (top-level fields only).
+    before = _experiments(db).find_one_and_update(
         {ID: experiment_id, STATUS: {"$in": sorted(str(s) for s in sources)}, **match},
         {"$set": dict(fields)},
-        return_document=ReturnDocument.AFTER,
+        return_document=ReturnDocument.BEFORE,
     )
+    if before is None:
+        return None
+    after = {**before, **fields}
+    if tally is not None:
+        tally.moved(before[PROJECT], before[STATUS], after[STATUS])
+    else:
+        counts.moved(db, before[PROJECT], before[STATUS], after[STATUS])
+    return after
 
 
 # Creating -----------------------------------------------------------------------------
@@ -178,7 +195,9 @@ def insert(
     doc = _new(project_id, options, now(), extra, experiment_id, priority)
     if reservation is not None:
         doc.update(_dispatch_fields(reservation))
-    return _experiments(db).insert_one(doc).inserted_id
+    inserted = _experiments(db).insert_one(doc).inserted_id
+    counts.add(db, project_id, {doc[STATUS]: 1})
+    return inserted
 
 
 def insert_many(
@@ -197,8 +216,26 @@ def insert_many(
     created = now()
     docs = [_new(project_id, options, created, extra, None, priority) for options in option_sets]
     for start in range(0, len(docs), INSERT_CHUNK):
-        _experiments(db).insert_many(docs[start : start + INSERT_CHUNK], ordered=True)
+        chunk = docs[start : start + INSERT_CHUNK]
+        _experiments(db).insert_many(chunk, ordered=True)
+        counts.add(db, project_id, {str(Status.QUEUED): len(chunk)})
     return [doc[ID] for doc in docs]
+
+
+def delete(db: Database, experiment_id: ObjectId) -> bool:
+    """Delete one experiment's document (its files and history are the caller's)."""
+    gone = _experiments(db).find_one_and_delete({ID: experiment_id}, projection=[PROJECT, STATUS])
+    if gone is None:
+        return False
+    counts.add(db, gone[PROJECT], {gone[STATUS]: -1})
+    return True
+
+
+def delete_project(db: Database, project_id: ObjectId) -> int:
+    """Delete every experiment of a project, and its counter."""
+    deleted = _experiments(db).delete_many({PROJECT: project_id}).deleted_count
+    counts.forget(db, [project_id])
+    return deleted
 
 
 @dataclass(frozen=True)
@@ -224,9 +261,14 @@ def _dispatch_fields(reservation: Reservation) -> dict[str, Any]:
 # FGLab's moves ------------------------------------------------------------------------
 
 
-def dispatch(db: Database, experiment_id: ObjectId, reservation: Reservation) -> dict | None:
+def dispatch(
+    db: Database,
+    experiment_id: ObjectId,
+    reservation: Reservation,
+    tally: counts.Tally | None = None,
+) -> dict | None:
     """queued -> dispatched: reserved on a machine; the run message is sent next."""
-    return _move(db, "dispatch", experiment_id, _dispatch_fields(reservation))
+    return _move(db, "dispatch", experiment_id, _dispatch_fields(reservation), tally)
 
 
 def requeue(db: Database, experiment_id: ObjectId) -> bool:

@@ -18,6 +18,7 @@ from redis import Redis
 
 from fglab.app import create_app
 from fglab.extensions import services
+from tasks import counts
 from tasks.experiments import Reservation
 from tasks.logs import log_key
 from tests.html import classes, find, page, page_data, text
@@ -64,6 +65,8 @@ def _live_machine(store, name: str, **fields: Any) -> None:
 
 def _set(db, experiment_id: str, fields: dict[str, Any]) -> None:
     db["experiments"].update_one({"_id": ObjectId(experiment_id)}, {"$set": fields})
+    if "_status" in fields:  # a status written by hand: the periodic repair counts it
+        counts.repair(db, "experiments")
 
 
 # Home -------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ DATABASE_MODULES = {
     "tasks/files.py",  # the GridFS upload path: result files, the kept log
     "tasks/fields.py",  # the GridFS upload path: fields too large for a document
     "tasks/history.py",  # the progress record: reported (step, scores) points
+    "tasks/counts.py",  # each project's experiments by status, kept by every move
     "fglab/sweeps/record.py",  # the sweep record, built by the store
 }
 

@@ -1,0 +1,98 @@
+"""Each project's counts by status come from counters every move keeps: equal to a real
+count after dispatches, kills, losses, cancels, reruns and deletes; the repair sets right
+a counter that is off, and never overwrites a count added while it recounted."""
+
+from __future__ import annotations
+
+import pytest
+from bson import ObjectId
+
+import tasks.counts
+from tasks import counts, experiments
+from tasks.experiments import Reservation
+from tasks.states import Status
+from tests.integration.api.helpers import EXAMPLE_SCHEMA, OPTIONS, upload_schema
+
+
+@pytest.fixture
+def project(client) -> dict:
+    response = upload_schema(client, EXAMPLE_SCHEMA, "mnist.json")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def real(db) -> dict:
+    return counts.recount(db, "experiments")
+
+
+def test_every_move_keeps_the_counters_equal_to_a_real_count(client, db, store, project):
+    project_id = ObjectId(project["_id"])
+    other_id = ObjectId(upload_schema(client, EXAMPLE_SCHEMA, "other.json").get_json()["_id"])
+    ids = [experiments.insert(db, project_id, {**OPTIONS, "seed": n}) for n in range(4)]
+    ids += experiments.insert_many(db, project_id, [{**OPTIONS, "seed": n} for n in range(4, 8)])
+    experiments.insert(db, other_id, {**OPTIONS, "seed": 0})
+    assert store.status_counts() == real(db)
+    assert store.status_counts(project_id)[project_id] == {"queued": 8}
+
+    tally = counts.Tally()  # a dispatch pass: counted at its end
+    for experiment_id in ids[:6]:
+        experiments.dispatch(db, experiment_id, Reservation("m", f"t{experiment_id}"), tally)
+    tally.flush(db)
+    assert store.status_counts() == real(db)
+
+    for experiment_id in ids[:5]:
+        experiments.claim(db, experiment_id, f"t{experiment_id}", worker_pid=1)
+        experiments.start(db, experiment_id, pid=2, argv=["x"], results_dir="/r")
+    exit = experiments.exit_record("done", code=0)
+    experiments.finish(db, ids[0], Status.SUCCESS, exit)
+    experiments.request_kill(db, ids[1])
+    experiments.finish(db, ids[1], Status.KILLED, experiments.exit_record("killed on request"))
+    experiments.lose(db, ids[2], "machine m stopped beating")
+    experiments.finish(db, ids[2], Status.SUCCESS, exit)  # too late: lost won
+    experiments.requeue(db, ids[5])
+    experiments.cancel(db, ids[6])
+    assert store.status_counts() == real(db)
+    assert store.status_counts(project_id)[project_id] == {
+        "success": 1, "killed": 1, "lost": 1, "running": 2, "queued": 2, "cancelled": 1,
+    }  # fmt: skip
+
+    rerun = client.post(f"/api/v1/experiments/{ids[1]}/rerun")
+    assert rerun.status_code == 201
+    assert client.delete(f"/api/v1/experiments/{ids[0]}").status_code in (200, 204)
+    assert store.status_counts() == real(db)
+    assert store.status_counts(project_id)[project_id]["queued"] == 3
+
+    store.delete_project_experiments(project_id)
+    assert store.status_counts() == real(db) == {other_id: {"queued": 1}}
+
+
+def test_the_repair_sets_right_a_counter_that_is_off(db, store, project):
+    project_id = ObjectId(project["_id"])
+    ids = [experiments.insert(db, project_id, {**OPTIONS, "seed": n}) for n in range(3)]
+    db["experiments"].update_one({"_id": ids[0]}, {"$set": {"_status": "fail"}})  # by hand
+    db[counts.COLLECTION].update_one({"_id": project_id}, {"$inc": {"s.running": 5}})
+    db[counts.COLLECTION].delete_many({"_id": {"$ne": project_id}})
+
+    assert store.repair_counts() == [project_id]
+
+    assert store.status_counts() == real(db) == {project_id: {"queued": 2, "fail": 1}}
+    assert store.repair_counts() == []  # nothing off any more
+
+
+def test_the_repair_leaves_a_counter_that_moved_while_it_recounted(db, store, project, monkeypatch):
+    project_id = ObjectId(project["_id"])
+    experiments.insert(db, project_id, {**OPTIONS, "seed": 0})
+    db[counts.COLLECTION].update_one({"_id": project_id}, {"$inc": {"s.queued": 7}})  # off
+    recount = tasks.counts.recount
+
+    def recount_while_one_more_arrives(database, collection):
+        found = recount(database, collection)
+        experiments.insert(db, project_id, {**OPTIONS, "seed": 1})  # counted after the recount read
+        return found
+
+    monkeypatch.setattr(tasks.counts, "recount", recount_while_one_more_arrives)
+    assert store.repair_counts() == []  # the counter moved meanwhile: not overwritten
+    monkeypatch.undo()
+
+    assert store.repair_counts() == [project_id]
+    assert store.status_counts() == real(db) == {project_id: {"queued": 2}}
