@@ -45,9 +45,11 @@ class Tally:
         self._deltas[project_id][after] += 1
 
     def flush(self, db: Database) -> None:
-        deltas, self._deltas = self._deltas, defaultdict(Counter)
-        for project_id, changes in deltas.items():
-            add(db, project_id, changes)
+        """Write what is counted; a project's moves leave the tally once written (so a
+        flush tried again after an error writes only what is left)."""
+        for project_id in list(self._deltas):
+            add(db, project_id, self._deltas[project_id])
+            del self._deltas[project_id]
 
 
 def read(db: Database, project_id: ObjectId | None = None) -> dict[ObjectId, dict[str, int]]:

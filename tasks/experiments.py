@@ -359,11 +359,19 @@ def set_waiting(db: Database, project_id: ObjectId, reason: str) -> int:
 
 
 def claim(
-    db: Database, experiment_id: ObjectId, token: str, worker_pid: int
+    db: Database,
+    experiment_id: ObjectId,
+    token: str,
+    worker_pid: int,
+    tally: counts.Tally | None = None,
 ) -> dict[str, Any] | None:
-    """dispatched -> claimed, only under the reservation `token` the message carries."""
+    """dispatched -> claimed, only under the reservation `token` the message carries.
+
+    With `tally`, the move is counted there (the runner counts it with the start, in one
+    write) instead of on the project's counter at once.
+    """
     fields = {STATUS: str(Status.CLAIMED), CLAIMED: now(), WORKER_PID: worker_pid}
-    return _move(db, "claim", experiment_id, fields, **{TOKEN: token})
+    return _move(db, "claim", experiment_id, fields, tally, **{TOKEN: token})
 
 
 def start(
@@ -374,11 +382,13 @@ def start(
     argv: Sequence[str],
     results_dir: str,
     run_dir: str | None = None,
+    tally: counts.Tally | None = None,
 ) -> dict[str, Any] | None:
     """claimed -> running: the program runs as `pid`, in its own process group, under the
     supervisor whose files are in `run_dir` (a restarted worker finds it there).
 
-    Returns the document after (its ``_hooks`` say whether a "started" webhook waits).
+    With `tally`, counted there, beside the claim, for one write. Returns the document
+    after (its ``_hooks`` say whether a "started" webhook waits).
     """
     fields = {
         RUN_DIR: run_dir,
@@ -389,7 +399,7 @@ def start(
         ARGV: list(argv),
         RESULTS_DIR: results_dir,
     }
-    return _move(db, "start", experiment_id, fields)
+    return _move(db, "start", experiment_id, fields, tally)
 
 
 def finish(

@@ -29,7 +29,7 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from tasks import experiments
+from tasks import counts, experiments
 from tasks.contract import RunRequest
 from tasks.states import Status
 from worker import supervision
@@ -73,7 +73,10 @@ def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
             "experiment %s: reservation %s is gone; not launching", experiment_id, request.token
         )
         return {"experiment": request.experiment_id, "launched": False, "why": "no reservation"}
-    doc = experiments.claim(machine.db, experiment_id, request.token, os.getpid())
+    # The claim is counted with the start, in one write to the project's counter (for a
+    # run that ends before it starts, in `finally` below).
+    claimed = counts.Tally()
+    doc = experiments.claim(machine.db, experiment_id, request.token, os.getpid(), claimed)
     if doc is None:
         _release_if_abandoned(machine, experiment_id, request)
         logger.info(
@@ -96,8 +99,9 @@ def run_experiment(machine: Machine, request: RunRequest) -> dict[str, Any]:
             )
             ended = _finish(machine, doc, outcome)
         else:
-            outcome, ended = _run(machine, doc, implementation, running, request)
+            outcome, ended = _run(machine, doc, implementation, running, request, claimed)
     finally:
+        _persist(machine, "counting the claim", lambda: claimed.flush(machine.db))
         _let_go(machine, running, doc if outcome else None, ended)
     status = str(outcome.status) if outcome else str(Status.RUNNING)
     summary = {"experiment": request.experiment_id, "launched": True, "status": status}
@@ -182,9 +186,11 @@ def _run(
     implementation: Implementation,
     running: Running,
     request: RunRequest,
+    claimed: counts.Tally,
 ) -> tuple[Outcome | None, dict[str, Any] | None]:
     """Launch the program under its supervisor and follow it; the outcome and the
-    document after its end (None, None when it was left running to its supervisor)."""
+    document after its end (None, None when it was left running to its supervisor).
+    The start is counted with the claim `claimed` holds, in one write."""
     experiment_id: ObjectId = doc["_id"]
     options = {**doc.get("_options", {}), "_id": str(experiment_id)}
     argv = build_argv(
@@ -235,8 +241,10 @@ def _run(
             argv=argv,
             results_dir=str(folder),
             run_dir=str(run_dir),
+            tally=claimed,
         ),
     )
+    _persist(machine, "counting the start", lambda: claimed.flush(machine.db))
     if experiments.hooked(started, "started"):
         machine.notify("started", {"experiment_id": str(experiment_id)})
     timeout = doc.get("_timeout") or implementation.timeout

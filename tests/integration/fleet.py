@@ -21,6 +21,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from config import Settings
+from tasks import counts
 
 #: The experiment program the workers launch (its modes: ``--mode write``, ``sleep``...).
 PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
@@ -233,6 +234,12 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def counts_agree(db: Database) -> bool:
+    """Every project's counters by status equal a real count of its experiments."""
+    kept = {project: by for project, by in counts.read(db).items() if by}
+    return kept == counts.recount(db, "experiments")
 
 
 def ledger_empty(ledger: Any, name: str, gpus: int = 0) -> bool:

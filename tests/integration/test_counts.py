@@ -96,3 +96,27 @@ def test_the_repair_leaves_a_counter_that_moved_while_it_recounted(db, store, pr
 
     assert store.repair_counts() == [project_id]
     assert store.status_counts() == real(db) == {project_id: {"queued": 2}}
+
+
+def test_a_claim_is_counted_with_its_start_or_with_an_end_before_it(db, store, project):
+    """The runner counts claim and start in one write; a run that ends before it starts
+    (a program that cannot be launched) still has its claim counted."""
+    project_id = ObjectId(project["_id"])
+    ids = [experiments.insert(db, project_id, {**OPTIONS, "seed": n}) for n in range(2)]
+    for experiment_id in ids:
+        experiments.dispatch(db, experiment_id, Reservation("m", f"t{experiment_id}"))
+    writes = db[counts.COLLECTION].find_one({"_id": project_id})["v"]
+
+    started = counts.Tally()
+    experiments.claim(db, ids[0], f"t{ids[0]}", worker_pid=1, tally=started)
+    experiments.start(db, ids[0], pid=2, argv=["x"], results_dir="/r", tally=started)
+    started.flush(db)
+    assert db[counts.COLLECTION].find_one({"_id": project_id})["v"] == writes + 1
+    assert store.status_counts() == real(db)
+
+    failed = counts.Tally()
+    experiments.claim(db, ids[1], f"t{ids[1]}", worker_pid=1, tally=failed)
+    experiments.finish(db, ids[1], Status.FAIL, experiments.exit_record("could not start"))
+    failed.flush(db)
+    assert store.status_counts() == real(db)
+    assert store.status_counts(project_id)[project_id] == {"running": 1, "fail": 1}

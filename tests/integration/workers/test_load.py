@@ -30,7 +30,7 @@ import pytest
 from pymongo.database import Database
 
 from tasks.states import TERMINAL, Status
-from tests.integration.fleet import Fleet
+from tests.integration.fleet import Fleet, counts_agree
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.load
@@ -273,3 +273,4 @@ def test_a_thousand_short_experiments_each_succeed_once_and_leave_nothing_behind
 
     wait_for(nothing_left, timeout=30, interval=0.2, what="every lease and results folder to go")
     assert all(ledger.usage(name).cpu_used == 0 for name in run.machines)
+    wait_for(lambda: counts_agree(db), timeout=10, what="the counters to equal a real count")

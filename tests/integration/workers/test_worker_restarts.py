@@ -21,6 +21,7 @@ from redis import Redis
 from tasks.logs import log_key
 from tests.integration.fleet import (
     Fleet,
+    counts_agree,
     experiment,
     implementation,
     ledger_empty,
@@ -137,6 +138,7 @@ def test_a_worker_restarted_mid_run_finishes_it_with_all_its_output(
     assert len(launches(counter)) == 1
     assert none_alive(pids)  # the escaped grandchild too, once the program ended
     wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
+    wait_for(lambda: counts_agree(db), timeout=10, what="the counters to equal a real count")
 
 
 def test_a_worker_killed_for_good_leaves_nothing_of_its_run(
@@ -178,6 +180,7 @@ def test_a_worker_killed_for_good_leaves_nothing_of_its_run(
     assert doc["_status"] == "lost"
     assert "_reaped" in doc
     wait_for(lambda: ledger_empty(ledger, name), timeout=30, what="the machine's leases to go")
+    wait_for(lambda: counts_agree(db), timeout=10, what="the counters to equal a real count")
 
 
 def test_a_cancel_stops_a_grandchild_that_left_the_session(
