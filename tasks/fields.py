@@ -46,6 +46,7 @@ def store_field_value(
     value: Any,
     *,
     limit: int = LARGE_FIELD_BYTES,
+    was_large: bool = True,
 ) -> Any:
     """Return what to ``$set`` as the experiment's field `name` for `value`.
 
@@ -56,11 +57,15 @@ def store_field_value(
     is stored, so the caller must ``$set`` the result right after (a reader that comes in
     between finds the old file gone; `resolve_large_fields` copes with that).
 
+    `was_large` False says no earlier value of the field went to GridFS (a writer that
+    stored every earlier value knows): a small value then costs no look for one.
+
     Raises `bson.errors.InvalidDocument` or `OverflowError` for a value BSON cannot hold
     (an integer beyond 64 bits), and pymongo's errors when MongoDB cannot be reached.
     """
     if len(bson.encode({"v": value})) <= limit:
-        _delete_large_versions(db, experiment_id, name, keep=None)
+        if was_large:
+            _delete_large_versions(db, experiment_id, name, keep=None)
         return value
     data = json.dumps(value, separators=(",", ":"), allow_nan=True).encode("utf-8")
     file_id = GridFSBucket(db).upload_from_stream(

@@ -36,7 +36,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from tasks import experiments, history
-from tasks.fields import LARGE_FIELD_BYTES, store_field_value
+from tasks.fields import LARGE_FIELD_BYTES, is_large_ref, store_field_value
 from tasks.files import DEFAULT_CONTENT_TYPE, put_experiment_file
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,9 @@ class ResultsSync:
         # Notes not yet recorded on the experiment, with the name they are about.
         self._unrecorded_notes: dict[str, str] = {}
         self._new_steps: list[int] = []
+        #: Field -> whether its last stored value went to GridFS. A field not in it may
+        #: have a large value from an earlier worker: its first store looks for one.
+        self._large: dict[str, bool] = {}
 
     @property
     def folder(self) -> Path:
@@ -279,6 +282,7 @@ class ResultsSync:
                     key,
                     field_value,
                     limit=self._field_limit,
+                    was_large=self._large.get(key, True),
                 )
             except (InvalidDocument, OverflowError) as e:
                 self._note(
@@ -289,6 +293,7 @@ class ResultsSync:
         if fields:
             try:
                 experiments.set_fields(self._db, self._experiment_id, fields)
+                self._large.update((key, is_large_ref(v)) for key, v in fields.items())
                 self._record_point(value)
             except PyMongoError as e:
                 raise _Pending(f"MongoDB error: {e}") from e

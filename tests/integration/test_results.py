@@ -13,6 +13,7 @@ from bson import ObjectId
 from gridfs import GridFSBucket
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
 
+import tasks.fields
 import worker.results
 from tasks.fields import is_large_ref, resolve_large_fields
 from worker.results import ResultsSync, SyncReport
@@ -352,6 +353,42 @@ def test_large_charts_from_a_json_file_live_outside_the_document(
     doc = _experiment(db, experiment_id)
     assert resolve_large_fields(db, doc)["_charts"] == charts
     assert db["fs.files"].count_documents({"metadata.field": "_charts"}) == 1
+
+
+def test_a_field_that_shrinks_leaves_no_large_version_behind(
+    db, folder, experiment_id, project_id, monkeypatch
+) -> None:
+    """A small value replaces a large one (also one an earlier worker stored); a field
+    only ever small is looked up in GridFS once, not on every pass."""
+    looked = []
+    real_delete = tasks.fields._delete_large_versions
+    monkeypatch.setattr(
+        tasks.fields,
+        "_delete_large_versions",
+        lambda *args, **kwargs: looked.append(args[2]) or real_delete(*args, **kwargs),
+    )
+
+    def sync(content: dict, first: ResultsSync | None = None) -> ResultsSync:
+        _write(folder / "progress.json", content)
+        results = first or ResultsSync(
+            db, folder, experiment_id, project_id, max_file_bytes=1_000_000, field_limit=1_000
+        )
+        assert results.sync().uploaded == ("progress.json",)
+        return results
+
+    results = sync({"notes": "x" * 5_000, "loss": 1.0})
+    assert db["fs.files"].count_documents({"metadata.field": "notes"}) == 1
+    sync({"notes": "short", "loss": 0.5}, results)
+    assert db["fs.files"].count_documents({"metadata.field": "notes"}) == 0
+    sync({"notes": "short", "loss": 0.25}, results)
+    assert looked.count("loss") == 1  # known small since its first pass
+
+    sync({"notes": "y" * 5_000, "loss": 0.2}, results)
+    restarted = sync({"notes": "short again", "loss": 0.1})  # a new worker's first pass
+    assert db["fs.files"].count_documents({"metadata.field": "notes"}) == 0
+    assert _experiment(db, experiment_id)["notes"] == "short again"
+    sync({"notes": "short again", "loss": 0.05}, restarted)
+    assert looked.count("loss") == 2  # once by each writer
 
 
 def test_a_missing_folder_is_an_empty_pass(db, tmp_path, experiment_id, project_id) -> None:
