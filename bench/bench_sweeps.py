@@ -2,7 +2,7 @@
 and the wall-clock that median pruning saves.
 
     python bench/bench_sweeps.py [--seeds 5] [--budget 40] [--parallelism 4]
-                                 [--only branin|pruning] [--redis redis://...]
+                                 [--only branin|pruning] [--redis redis://...] [--json PATH]
 
 Starts an embedded MongoDB (memory engine), a scheduler process and one machine worker
 with room for `parallelism` trials, on this host.
@@ -17,12 +17,14 @@ before step 3 (so a bad trial is recognisable from step 3); once with `median` p
 (warm-up: steps 1-2, judged from step 3), once without. Prints how many were pruned
 (with their reasons and last steps), both bests, both wall-clocks (sweep created to
 sweep finished), and the latencies from a step's write to the pruner's decision and from
-the decision to the program's TERM (p50, p99).
+the decision to the program's TERM (p50, p99); ``--json`` writes these figures
+(``bench/suite.py`` runs it so and puts them in its table).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -140,7 +142,8 @@ def branin(bench: Bench, seeds: int, budget: int, parallelism: int) -> None:
     )
 
 
-def pruning(bench: Bench, parallelism: int) -> None:
+def pruning(bench: Bench, parallelism: int) -> dict[str, Any]:
+    """Run the pruning comparison, print it; its figures (for ``--json``, bench/suite.py)."""
     stamps = bench.root / "stamps.txt"
     schema = {
         **CURVE_SCHEMA,
@@ -187,15 +190,29 @@ def pruning(bench: Bench, parallelism: int) -> None:
         f"{pruned_run['wall']:.1f} s with, {plain_run['wall']:.1f} s without: saved "
         f"{saved:.1f} s ({saved / plain_run['wall']:.0%}, target >= 35%)"
     )
+    latencies = {}
     for name, values in (("step -> decision", to_decision), ("decision -> TERM", to_term)):
         if values:
             values.sort()
             p50 = statistics.median(values)
             p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))]
+            latencies[name] = {"p50": p50, "p99": p99, "n": len(values)}
             print(
                 f"  {name}: p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms over "
                 f"{len(values)} pruned trials (target p50 < 100 ms)"
             )
+    return {
+        "trials": PRUNING_BUDGET,
+        "recognisable_at": FLAT_UNTIL,
+        "parallelism": parallelism,
+        "pruned": len(pruned),
+        "last_steps": sorted(last_steps),
+        "best_pruned": pruned_run["best"]["objective"],
+        "best_plain": plain_run["best"]["objective"],
+        "wall_pruned": pruned_run["wall"],
+        "wall_plain": plain_run["wall"],
+        "latencies": latencies,
+    }
 
 
 def _timeline(bench: Bench, run: dict[str, Any]) -> None:
@@ -234,6 +251,7 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--only", choices=("branin", "pruning"))
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/10")
+    parser.add_argument("--json", type=Path, help="write the pruning figures here")
     args = parser.parse_args()
 
     import optuna
@@ -245,7 +263,9 @@ def main() -> None:
         if args.only in (None, "branin"):
             branin(bench, args.seeds, args.budget, args.parallelism)
         if args.only in (None, "pruning"):
-            pruning(bench, args.parallelism)
+            figures = pruning(bench, args.parallelism)
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2))
         fleet.stop_all()
         bench.app.extensions["fglab"].redis.close()
 

@@ -7,6 +7,7 @@ by itself: ``bench/suite.py`` runs them in order.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import statistics
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_SCALE = REPO / "bench" / "bench_store_scale.py"
+SWEEPS = REPO / "bench" / "bench_sweeps.py"
+#: How long the pruning comparison (two sweeps of 32 trials) may take.
+PRUNING_TIMEOUT = 900.0
 #: Machine workers of the main comparison, and the baseline's worker processes.
 WORKERS = 2
 #: Programs a worker runs at once: 1 / CAPACITY on FGLab's machines, the baseline's pool alike.
@@ -482,9 +486,88 @@ def parse_store_scale(output: str) -> list[Row]:
     return rows
 
 
+def pruning(services: Services, sizes: Sizes, report: Report) -> None:
+    """``bench/bench_sweeps.py --only pruning``: the same sweep with and without median
+    pruning (the same size at both sizes: it is short), its figures as rows."""
+    figures_path = services.root / "pruning.json"
+    command = [
+        sys.executable,
+        str(SWEEPS),
+        "--only",
+        "pruning",
+        "--redis",
+        services.redis_url,
+        "--json",
+        str(figures_path),
+    ]
+    logger.info("pruning: %s", " ".join(command[1:]))
+    log = services.root / "pruning.log"
+    code = run_group(command, log, PRUNING_TIMEOUT, cwd=REPO)
+    if code != 0 or not figures_path.exists():
+        report.appendix.append(
+            (f"bench/bench_sweeps.py --only pruning (exit {code})", log.read_text(errors="replace"))
+        )
+        raise RuntimeError(f"bench_sweeps.py exited with {code}; its output is kept below")
+    report.rows += pruning_rows(json.loads(figures_path.read_text()))
+
+
+def pruning_rows(figures: Mapping[str, Any]) -> list[Row]:
+    """The pruning comparison's rows; the baseline is the same sweep without pruning."""
+    section = "6 pruning"
+    last = max(figures["last_steps"], default=0)
+    with_, without = figures["wall_pruned"], figures["wall_plain"]
+    saved = (without - with_) / without if without else 0.0
+    same = figures["best_pruned"] == figures["best_plain"]
+    rows = [
+        Row(
+            section,
+            f"{figures['trials']} trials of 20 steps, bad ones recognisable at step "
+            f"{figures['recognisable_at']}: sweep wall-clock",
+            f"{with_:.1f} s (median pruning)",
+            f"{without:.1f} s (no pruning)",
+            ratio(with_, without),
+            "saves >= 35%",
+            met(saved >= 0.35),
+        ),
+        Row(section, "  wall-clock saved", f"{saved:.0%}"),
+        Row(
+            section,
+            "  best found",
+            f"{figures['best_pruned']:.4f}",
+            f"{figures['best_plain']:.4f}",
+            "",
+            "the same",
+            met(same),
+        ),
+        Row(
+            section,
+            f"  pruned trials ({figures['pruned']}): the last step any reached",
+            str(last),
+            "",
+            "",
+            "<= 5",
+            met(bool(figures["last_steps"]) and last <= 5),
+        ),
+    ]
+    for name, values in figures["latencies"].items():
+        rows.append(
+            Row(
+                section,
+                f"  {name}, p50 (p99) over {values['n']} pruned trials",
+                f"{1000 * values['p50']:.0f} ms ({1000 * values['p99']:.0f})",
+                "",
+                "",
+                "p50 < 100 ms",
+                met(values["p50"] < 0.1),
+            )
+        )
+    return rows
+
+
 SECTIONS: tuple[tuple[str, Section], ...] = (
     ("1-3 throughput, operations, latency", throughput_operations_latency),
     ("4 dispatch growth", dispatch_growth),
     ("4 fleet growth", fleet_growth),
     ("5 store scale", store_scale),
+    ("6 pruning", pruning),
 )

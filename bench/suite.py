@@ -17,6 +17,9 @@ flushed at the start and at the end, never another one.
    ``Popen`` of the same program; ``launch()`` against a plain ``Popen`` of ``true``.
 4. Growth: a dispatch pass over 1 to 1000 queued experiments; 1 to 3 machine workers.
 5. ``bench/bench_store_scale.py`` (when it is there), its rows added to the table.
+6. Pruning: ``bench/bench_sweeps.py --only pruning``, the same sweep of 32 trials with
+   and without median pruning: wall-clock saved, best found, the last step a pruned trial
+   reached, step -> decision and decision -> TERM latencies.
 
 Prints the table (and writes it as Markdown with --markdown, for the README's
 "Measured here"); exits 1 when a section failed. Progress goes to stderr.
@@ -111,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         nargs="+",
         metavar="N",
-        help="run only the sections whose names start with these (1-3, 4, 5)",
+        help="run only the sections whose names start with these (1-3, 4, 5, 6)",
     )
     parser.add_argument(
         "--store-scale-args", help="arguments for bench_store_scale.py instead of the default"
