@@ -20,6 +20,7 @@ from fglab.maintenance import quiet_sweep_lines, sweep
 from fglab.nudges import start_listening
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.sweeps.driver import SweepDriver
+from fglab.sweeps.ended import EndedTrials
 from fglab.webhooks import (
     MAX_RETRIES,
     DeliveryFailed,
@@ -68,8 +69,10 @@ def create_jobs_app(settings: Settings) -> Celery:
             holder["scheduler"] = connect_scheduler(settings, broker)
         return holder["scheduler"]
 
+    ended_trials = EndedTrials()  # read once, judged against many times
+
     def sweeps() -> SweepDriver:
-        return SweepDriver(scheduler())
+        return SweepDriver(scheduler(), ended_trials)
 
     listening: dict[str, Any] = {}
     repaired = {"next": 0.0}  # when the periodic sweep next recounts every project

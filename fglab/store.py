@@ -411,8 +411,11 @@ class Store:
             return False
         return True
 
-    def sweep_trials(self, sweep_id: ObjectId) -> list[dict[str, Any]]:
-        """A sweep's trials, by trial number: what the sweep's views and decisions read."""
+    def sweep_trials(
+        self, sweep_id: ObjectId, excluding: Collection[ObjectId] = ()
+    ) -> list[dict[str, Any]]:
+        """A sweep's trials (but those `excluding` names), by trial number: what the
+        sweep's views and decisions read."""
         fields = dict.fromkeys(
             (
                 "_trial", "_options", "_status", "_scores", "_exit", "_waiting", "_prune",
@@ -420,7 +423,10 @@ class Store:
             ),
             1,
         )  # fmt: skip
-        cursor = self._experiments.find({experiments.SWEEP: sweep_id}, fields)
+        query: dict[str, Any] = {experiments.SWEEP: sweep_id}
+        if excluding:
+            query[experiments.ID] = {"$nin": list(excluding)}
+        cursor = self._experiments.find(query, fields)
         return sorted(cursor, key=lambda doc: doc["_trial"])
 
     def history(self, experiment_id: object) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ The scheduler side calls it on experiment events (`fglab.jobs`): a trial that en
 its slot (:meth:`SweepDriver.advance`), a trial that reported a new step is judged by
 the pruner (:meth:`SweepDriver.judge`); beat's periodic pass advances every unsettled
 sweep, so a lost event costs a heartbeat, not a trial. Every decision reads MongoDB
-afresh and every write is a compare-and-set (`fglab.sweeps.record`), so a restarted
+afresh (but for the ended trials a judgement keeps, `fglab.sweeps.ended`: they never
+change) and every write is a compare-and-set (`fglab.sweeps.record`), so a restarted
 scheduler, or two at once, go on where the record says.
 """
 
@@ -23,6 +24,7 @@ from fglab.scheduler import Scheduler
 from fglab.schema import validate_options
 from fglab.sweeps import space, study
 from fglab.sweeps.config import SweepConfig, parse_sweep
+from fglab.sweeps.ended import EndedTrials
 from fglab.sweeps.record import MOVES
 from fglab.sweeps.trials import optuna_state, sweep_view, trial_view
 from tasks.states import TERMINAL, Status
@@ -35,9 +37,11 @@ MAX_PASSES = 200
 
 
 class SweepDriver:
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, ended: EndedTrials | None = None) -> None:
         self.scheduler = scheduler
         self.store = scheduler.store
+        #: Ended trials already read (the scheduler's, across judgements); None: none kept.
+        self.ended = ended
 
     # Creating and reading -------------------------------------------------------------
 
@@ -152,7 +156,7 @@ class SweepDriver:
             return space.grid_options(schema, config.space, number)
         if config.method == "random":
             return space.random_options(schema, config.space, config.seed, number)
-        recorded = self._recorded(sweep, trials, points=False)
+        recorded = self._recorded(sweep, trials)
         distributions = space.distributions(schema, config.space)
         proposed = study.ask(str(sweep["_id"]), config, distributions, recorded, number)
         return {**space.fixed_options(schema, config.space), **proposed}
@@ -177,7 +181,7 @@ class SweepDriver:
         config = SweepConfig.from_dict(sweep)
         if step is not None and not study.may_prune_at(config, step):
             return False  # in the warm-up: no need to read every trial
-        recorded = self._recorded(sweep, self.store.sweep_trials(sweep["_id"]), points=True)
+        recorded = self._judged_trials(sweep)
         verdict = study.judge(str(sweep["_id"]), config, recorded, doc["_trial"])
         if verdict is None:
             return False
@@ -187,11 +191,30 @@ class SweepDriver:
         logger.info("sweep %s: trial %d %s", sweep["_id"], doc["_trial"], verdict.reason)
         return self.scheduler.prune(experiment_id, verdict.reason, verdict.step)
 
+    def _judged_trials(self, sweep: Mapping[str, Any]) -> list[study.Recorded]:
+        """Every trial of the sweep with its history; the ended ones `self.ended` holds
+        are not read again."""
+        sweep_id = sweep["_id"]
+        ended = self.ended.known(sweep_id) if self.ended is not None else {}
+        fresh = self.store.sweep_trials(sweep_id, excluding=list(ended))
+        histories = self.store.histories([doc["_id"] for doc in fresh])
+        for doc in fresh:
+            if self.ended is not None:
+                self.ended.keep(sweep_id, doc, histories.get(doc["_id"], []))
+        histories.update((key, points) for key, (_, points) in ended.items())
+        trials = sorted([doc for doc, _ in ended.values()] + fresh, key=lambda d: d["_trial"])
+        return self._recorded(sweep, trials, histories=histories)
+
     def _recorded(
-        self, sweep: Mapping[str, Any], trials: list[dict[str, Any]], *, points: bool
+        self,
+        sweep: Mapping[str, Any],
+        trials: list[dict[str, Any]],
+        *,
+        histories: Mapping[ObjectId, list[dict[str, Any]]] | None = None,
     ) -> list[study.Recorded]:
+        """The trials as the study sees them; their points from `histories`, if given."""
         config = SweepConfig.from_dict(sweep)
-        histories = self.store.histories([doc["_id"] for doc in trials]) if points else {}
+        histories = histories or {}
         attrs = sweep.get("pruner_attrs") or {}
         recorded = []
         for doc in trials:

@@ -286,3 +286,27 @@ def test_steps_in_the_median_warmup_are_not_judged_at_all():
         assert study.judge("s", cfg, [*finished, bad], 3).prune is judged
     assert study.may_prune_at(config(prune={"pruner": "hyperband", "max_resource": 20}), 1)
     assert not study.may_prune_at(config(), 100)
+
+
+def test_ended_trials_keep_only_terminal_trials_and_drop_the_sweep_judged_longest_ago():
+    from bson import ObjectId
+
+    from fglab.sweeps.ended import EndedTrials
+
+    ended = EndedTrials(max_sweeps=2)
+    first, second, third = ObjectId(), ObjectId(), ObjectId()
+    done = {"_id": ObjectId(), "_status": "success"}
+    going = {"_id": ObjectId(), "_status": "running"}
+    ended.keep(first, done, [{"_step": 1}])
+    ended.keep(first, going, [])
+    assert ended.known(first) == {done["_id"]: (done, [{"_step": 1}])}
+
+    ended.keep(second, {"_id": ObjectId(), "_status": "fail"}, [])
+    ended.known(first)  # judged again: `second` is now the one judged longest ago
+    ended.keep(third, {"_id": ObjectId(), "_status": "killed"}, [])
+    assert ended.known(second) == {}
+    assert set(ended.known(first)) == {done["_id"]}
+    assert len(ended.known(third)) == 1
+
+    ended.forget(first)
+    assert ended.known(first) == {}

@@ -12,6 +12,7 @@ from bson import ObjectId
 
 from fglab.scheduler import Scheduler
 from fglab.sweeps.driver import SweepDriver
+from fglab.sweeps.ended import EndedTrials
 from tasks import history
 
 GRID = {
@@ -200,3 +201,47 @@ def test_a_projects_score_names_are_listed_for_the_sweep_form(client, db, projec
     )
     assert client.get(url).json == {"scores": ["loss", "accuracy"]}
     assert client.get(f"/api/v1/projects/{ObjectId()}/scores").status_code == 404
+
+
+def test_a_judgement_reads_the_ended_trials_once_and_prunes_as_a_fresh_read_does(
+    client, db, store, project, monkeypatch
+):
+    sweep = create(
+        client, project, method="grid", space=GRID, parallelism=6,
+        objective={"score": "loss", "goal": "minimize"},
+        prune={"pruner": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+    ).json  # fmt: skip
+    sweep_id = ObjectId(sweep["_id"])
+    made = trials(db, sweep_id)
+    for doc, final in zip(made[:4], (0.1, 0.2, 0.3, 0.4), strict=True):  # ended trials
+        for step in (1, 2):
+            history.record(db, doc["_id"], step, {"loss": final * step})
+        db["experiments"].update_one(
+            {"_id": doc["_id"]}, {"$set": {"_status": "success", "_scores": {"loss": final}}}
+        )
+    running = [doc["_id"] for doc in made[4:]]
+    db["experiments"].update_many({"_id": {"$in": running}}, {"$set": {"_status": "running"}})
+    good, bad = running
+    history.record(db, good, 1, {"loss": 0.05})
+    history.record(db, bad, 1, {"loss": 5.0})
+
+    read = []
+    sweep_trials = store.sweep_trials
+    monkeypatch.setattr(
+        store,
+        "sweep_trials",
+        lambda sweep_id, excluding=(): (
+            read.append(len(excluding)) or sweep_trials(sweep_id, excluding)
+        ),
+    )
+    ended = EndedTrials()
+    driver = SweepDriver(Scheduler(store), ended)
+
+    assert driver.judge(good, 1) is False
+    assert driver.judge(good, 1) is False
+    assert read == [0, 4]  # the four ended trials are read once
+    assert set(ended.known(sweep_id)) == {doc["_id"] for doc in made[:4]}
+    assert driver.judge(bad, 1) is True  # as a fresh read judges it:
+    assert SweepDriver(Scheduler(store)).judge(good, 1) is False
+    doc = db["experiments"].find_one({"_id": bad})
+    assert doc["_prune"]["step"] == 1 and "worse than the median" in doc["_prune"]["reason"]
