@@ -186,7 +186,12 @@ class Store:
         # A first page that is not full holds every match: no count needed (the rows a
         # page polls by ID always are such a page).
         whole = not offset and (not limit or len(rows) < limit)
-        total = len(rows) if whole else self._experiments.count_documents(query)
+        if whole:
+            total = len(rows)
+        elif query == {"_project_id": project_id}:
+            total = counts.total(self._db, project_id)  # the whole project: its counter
+        else:
+            total = self._experiments.count_documents(query)
         return total, rows
 
     def iter_experiment_rows(

@@ -63,6 +63,17 @@ def read(db: Database, project_id: ObjectId | None = None) -> dict[ObjectId, dic
     return found
 
 
+def total(db: Database, project_id: ObjectId) -> int:
+    """How many experiments the project has: the sum of its counter over every status.
+
+    Exact between writes, unlike one status's count (which a dispatch pass's tally holds
+    back a moment): each move takes from one status what it gives another in one write,
+    so only inserts and deletes change the sum.
+    """
+    doc = db[COLLECTION].find_one({"_id": project_id}, {"s": 1})
+    return max(0, sum(_nonzero(doc.get("s") if doc else None).values()))
+
+
 def forget(db: Database, project_ids: Iterable[ObjectId]) -> None:
     """Drop the counters of projects whose experiments are all deleted."""
     db[COLLECTION].delete_many({"_id": {"$in": list(project_ids)}})

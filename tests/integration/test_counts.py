@@ -120,3 +120,18 @@ def test_a_claim_is_counted_with_its_start_or_with_an_end_before_it(db, store, p
     failed.flush(db)
     assert store.status_counts() == real(db)
     assert store.status_counts(project_id)[project_id] == {"running": 1, "fail": 1}
+
+
+def test_a_whole_project_table_totals_from_its_counter_a_filtered_one_counts(db, store, project):
+    project_id = ObjectId(project["_id"])
+    ids = experiments.insert_many(db, project_id, [{**OPTIONS, "seed": n} for n in range(5)])
+    tally = counts.Tally()  # a dispatch pass not yet flushed: the sum is still right
+    experiments.dispatch(db, ids[0], Reservation("m", "t0"), tally)
+    assert store.experiment_rows(project_id, limit=2)[0] == 5
+
+    db[counts.COLLECTION].update_one({"_id": project_id}, {"$inc": {"s.queued": 10}})  # off
+    assert store.experiment_rows(project_id, limit=2)[0] == 15  # read from the counter
+    assert store.experiment_rows(project_id, statuses=["queued"], limit=2)[0] == 4  # counted
+    assert store.experiment_rows(project_id, limit=10)[0] == 5  # a page not full: its rows
+    store.repair_counts()
+    assert store.experiment_rows(project_id, limit=2)[0] == 5
