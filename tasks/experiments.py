@@ -82,6 +82,15 @@ FIELDS = (
 SYSTEM_FIELDS = frozenset(
     {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE, PRIORITY, QUEUE_AT}
 )
+#: The ``_`` fields a user (the API's PUT) may set; every other ``_`` name is FGLab's.
+USER_FIELDS = frozenset({NOTES, SCORES, CHARTS})
+
+
+def user_writable(name: str) -> bool:
+    """Whether the API may set the top-level field `name`: the user's fields and plain
+    custom names. An allow-list, so that a field FGLab adds later (a folder, a process
+    group the worker acts on) is never settable by mistake."""
+    return name in USER_FIELDS or not name.startswith("_")
 
 
 def now() -> datetime:

@@ -14,7 +14,7 @@ from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.schema import OptionsError, validate_options
 from fglab.store import now, object_id
-from tasks.experiments import SYSTEM_FIELDS
+from tasks.experiments import user_writable
 from tasks.states import Status
 
 blp = Blueprint("experiments", __name__, url_prefix="/api/v1", description="Experiments")
@@ -132,8 +132,11 @@ def update_experiment(experiment_id: str) -> Any:
             raise BadRequest(
                 f"Field name {name!r} is not allowed; use a plain name without '.' or '$'"
             )
-        if name in SYSTEM_FIELDS:
-            raise BadRequest(f"Field {name} is kept by FGLab and cannot be set")
+        if not user_writable(name):
+            raise BadRequest(
+                f"Field {name} is kept by FGLab and cannot be set; set _notes, _scores, "
+                "_charts or a custom name that does not start with '_'"
+            )
     return services().store.set_fields(experiment_id, fields)
 
 

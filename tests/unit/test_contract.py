@@ -154,3 +154,10 @@ def test_a_machine_without_a_readable_heartbeat_is_not_live() -> None:
     assert not machines.is_live({"_heartbeat": "yesterday"}, Settings(), at)
     naive = {"_heartbeat": datetime(2026, 1, 1) - timedelta(seconds=5)}
     assert machines.is_live(naive, Settings(), at)
+
+
+def test_the_api_may_set_only_the_users_fields_and_plain_custom_names() -> None:
+    assert all(experiments.user_writable(n) for n in ("_notes", "_scores", "_charts", "acc"))
+    for name in ("_results_dir", "_run_dir", "_pgid", "_token", "_status", "_anything_new"):
+        assert not experiments.user_writable(name)
+    assert not experiments.SYSTEM_FIELDS & experiments.USER_FIELDS
