@@ -2,10 +2,11 @@
 
 Columns: ``_id``, ``status``, one per option (schema order), one per score (a score
 named like an option is headed ``_scores.<name>``), ``duration`` (seconds from
-``_started`` to ``_finished``; empty until it ended). Values are spelled as JSON except
-strings, which stay bare. A text cell that a spreadsheet would run as a formula (it
-starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return and is not a number)
-gets a leading ``'`` (OWASP's advice against CSV injection).
+``_started`` to ``_finished``; empty until it ended), ``tags`` (comma-separated).
+Values are spelled as JSON except strings, which stay bare. A text cell that a
+spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or
+a carriage return and is not a number) gets a leading ``'`` (OWASP's advice against CSV
+injection).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def headers(
 ) -> list[str]:
     options = set(option_names)
     scores = [f"_scores.{name}" if name in options else name for name in score_names]
-    return [*lead, "_id", "status", *option_names, *scores, "duration", *tail]
+    return [*lead, "_id", "status", *option_names, *scores, "duration", "tags", *tail]
 
 
 def csv_lines(
@@ -55,6 +56,7 @@ def csv_lines(
             *(cell(options.get(name)) for name in option_names),
             *(cell(scores.get(name)) for name in score_names),
             duration(row.get("_started"), row.get("_finished")),
+            _tags(row.get("_tags")),
             *(cell(row.get(name)) for name in tail),
         ]
         yield _line(cells)
@@ -97,6 +99,10 @@ def _safe(text: str) -> str:
         except ValueError:
             return "'" + text
     return text
+
+
+def _tags(value: object) -> str:
+    return ",".join(str(tag) for tag in value) if isinstance(value, list) else ""
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

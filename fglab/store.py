@@ -34,7 +34,7 @@ from tasks.states import ACTIVE, Status
 #: What a row of the experiments table shows.
 ROW_FIELDS = (
     "_id", "_status", "_options", "_scores", "_created", "_started", "_finished", "_notes",
-    "_machine_id",
+    "_machine_id", "_tags",
 )  # fmt: skip
 #: Sort indexes made on first use (see Store._sort_index), at most.
 MAX_SORT_INDEXES = 40
@@ -84,6 +84,7 @@ class Store:
         # read the whole collection (bench/bench_store_scale.py, docs/mongoeco-scaling.md).
         self._experiments.create_index("_status")
         self._experiments.create_index(experiments.SWEEP)
+        self._experiments.create_index([("_project_id", ASCENDING), (experiments.TAGS, ASCENDING)])
         self.sweeps.ensure_indexes()
         history.ensure_indexes(self._db)
         self._webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
@@ -236,6 +237,19 @@ class Store:
         found = list(self._experiments.aggregate(pipeline))
         found.sort(key=lambda doc: (doc.get("t") or now(), doc.get("i") or 0, str(doc["_id"])))
         return [str(doc["_id"]) for doc in found]
+
+    def tag_counts(self, project_id: ObjectId, newest: int = 10_000) -> list[tuple[str, int]]:
+        """The tags of the `newest` experiments of the project with how many have each,
+        the most used first (then by name); bounded like `score_names`."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"_project_id": project_id, experiments.TAGS: {"$type": "array"}}},
+            {"$sort": {"_created": DESCENDING}},
+            {"$limit": newest},
+            {"$unwind": "$" + experiments.TAGS},
+            {"$group": {"_id": "$" + experiments.TAGS, "n": {"$sum": 1}}},
+        ]
+        found = [(str(d["_id"]), int(d["n"])) for d in self._experiments.aggregate(pipeline)]
+        return sorted(found, key=lambda item: (-item[1], item[0]))
 
     def status_counts(self, project_id: ObjectId | None = None) -> dict[ObjectId, dict[str, int]]:
         """How many experiments each project (or just `project_id`) has in each status:
@@ -398,11 +412,14 @@ class Store:
         sweep_id: ObjectId,
         number: int,
         priority: int = 0,
+        tags: list[str] | None = None,
     ) -> bool:
         """Store a sweep's trial, queued with the sweep's `priority`, under the ID its
         claim chose; False when it already exists (made by another pass), so making a
         trial twice is harmless."""
-        extra = {experiments.SWEEP: sweep_id, experiments.TRIAL: number}
+        extra: dict[str, Any] = {experiments.SWEEP: sweep_id, experiments.TRIAL: number}
+        if tags:
+            extra[experiments.TAGS] = list(tags)
         try:
             experiments.insert(
                 self._db,
@@ -424,7 +441,7 @@ class Store:
         fields = dict.fromkeys(
             (
                 "_trial", "_options", "_status", "_scores", "_exit", "_waiting", "_prune",
-                "_project_id", "_started", "_finished",
+                "_project_id", "_started", "_finished", "_tags",
             ),
             1,
         )  # fmt: skip

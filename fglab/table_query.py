@@ -105,6 +105,8 @@ class TableQuery:
     text: str = ""
     conditions: Sequence[Condition] = ()
     ids: Sequence[ObjectId] | None = None
+    #: Tags an experiment must all have.
+    tags: Sequence[str] = ()
     #: Options whose values are strings (string and enum types): what `text` searches.
     text_options: Sequence[str] = field(default=())
 
@@ -117,6 +119,8 @@ class TableQuery:
             query["_status"] = {"$in": sorted(self.statuses)}
         if self.ids is not None:
             query["_id"] = {"$in": list(self.ids)}
+        if self.tags:
+            query["_tags"] = {"$all": list(self.tags)}
         if self.text:
             query["$or"] = self._text_matches()
         if self.conditions:

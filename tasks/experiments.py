@@ -63,6 +63,7 @@ SWEEP = "_sweep"  # the sweep this experiment is a trial of
 TRIAL = "_trial"  # its trial number in that sweep, from 0
 PRUNE = "_prune"  # a sweep's request to stop it early: {"reason", "step"}
 STEP = "_step"  # the last step the program reported with its scores
+TAGS = "_tags"  # the researcher's labels (fglab/tags.py)
 PRIORITY = "_priority"  # an integer, 0 by default; higher leaves the queue first
 QUEUE_AT = "_queue_at"  # the queue's sort key (see queue_at)
 RESOURCES = "_resources"  # CPU, memory and GPU use of the run (peak, mean, last)
@@ -83,7 +84,7 @@ SYSTEM_FIELDS = frozenset(
     {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE, PRIORITY, QUEUE_AT}
 )
 #: The ``_`` fields a user (the API's PUT) may set; every other ``_`` name is FGLab's.
-USER_FIELDS = frozenset({NOTES, SCORES, CHARTS})
+USER_FIELDS = frozenset({NOTES, SCORES, CHARTS, TAGS})
 
 
 def user_writable(name: str) -> bool:

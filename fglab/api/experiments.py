@@ -14,6 +14,7 @@ from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.schema import OptionsError, validate_options
 from fglab.store import now, object_id
+from fglab.tags import TagError, parse_tags
 from tasks.experiments import user_writable
 from tasks.states import Status
 
@@ -86,7 +87,7 @@ def get_history(experiment_id: str) -> Any:
 @blp.alt_response(400, description="Its project is gone, or its options no longer fit the schema")
 @blp.alt_response(404, description="No such experiment")
 def rerun_experiment(experiment_id: str) -> Any:
-    """Submit a new experiment with the same options (and time limit); it waits in the
+    """Submit a new experiment with the same options (time limit and tags); it waits in the
     queue when no machine has room."""
     store = services().store
     doc = store.get_experiment(experiment_id)
@@ -97,7 +98,7 @@ def rerun_experiment(experiment_id: str) -> Any:
         options = validate_options(project["schema"], doc.get("_options"))
     except OptionsError as e:
         raise BadRequest(f"Experiment {experiment_id} cannot be rerun: {e}") from None
-    extra = {"_timeout": doc["_timeout"]} if doc.get("_timeout") else None
+    extra = {name: doc[name] for name in ("_timeout", "_tags") if doc.get(name)} or None
     priority = int(doc.get("_priority") or 0)
     new_id = services().scheduler.submit(
         project, options, queue=True, extra=extra, priority=priority
@@ -135,8 +136,13 @@ def update_experiment(experiment_id: str) -> Any:
         if not user_writable(name):
             raise BadRequest(
                 f"Field {name} is kept by FGLab and cannot be set; set _notes, _scores, "
-                "_charts or a custom name that does not start with '_'"
+                "_charts, _tags or a custom name that does not start with '_'"
             )
+    if "_tags" in fields:
+        try:
+            fields["_tags"] = parse_tags(fields["_tags"])
+        except TagError as e:
+            raise BadRequest(str(e)) from None
     return services().store.set_fields(experiment_id, fields)
 
 

@@ -11,6 +11,7 @@ import math
 from flask import request
 
 from fglab.errors import BadRequest
+from fglab.tags import TagError, parse_tags
 
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -48,3 +49,22 @@ MAX_PRIORITY = 1000
 def priority_arg() -> int:
     """``?priority=<n>``: the submission's priority, 0 when absent."""
     return int_arg("priority", 0, -MAX_PRIORITY, MAX_PRIORITY)
+
+
+#: The ``?tag=`` parameter, as the submission routes document it.
+TAG_PARAMETER = {
+    "in": "query",
+    "name": "tag",
+    "schema": {"type": "array", "items": {"type": "string"}},
+    "explode": True,
+    "description": "Tags for the experiments (repeat the parameter, or comma-separate): "
+    "1 to 40 letters, digits or `_ . : / + -`; at most 20",
+}
+
+
+def tags_arg() -> list[str]:
+    """``?tag=<t>`` (repeated or comma-separated): the submission's tags, none when absent."""
+    try:
+        return parse_tags(request.args.getlist("tag"))
+    except TagError as e:
+        raise BadRequest(str(e)) from None

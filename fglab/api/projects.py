@@ -10,7 +10,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, doc_multipart, json_body, parse_json
-from fglab.api.params import priority_arg, seconds_arg
+from fglab.api.params import TAG_PARAMETER, priority_arg, seconds_arg, tags_arg
 from fglab.errors import BadRequest, NotFound
 from fglab.extensions import services
 from fglab.schema import OptionsError, SchemaError, validate_options, validate_schema
@@ -122,6 +122,7 @@ def delete_project_files(project_id: str) -> Any:
         },
         TIMEOUT_PARAMETER,
         PRIORITY_PARAMETER,
+        TAG_PARAMETER,
     ],
 )
 @blp.response(201, description='{"_id": <experiment ID>}')
@@ -132,7 +133,7 @@ def submit_experiment(project_id: str) -> Any:
     project = _project(project_id, missing_is=BadRequest)
     options = _valid_options(project, json_body())
     queue = request.args.get("queue", "").lower() in {"1", "true", "yes"}
-    extra = _timeout_field()
+    extra = _submission_fields()
     experiment_id = services().scheduler.submit(
         project, options, queue=queue, extra=extra, priority=priority_arg()
     )
@@ -151,6 +152,7 @@ def submit_experiment(project_id: str) -> Any:
         },
         TIMEOUT_PARAMETER,
         PRIORITY_PARAMETER,
+        TAG_PARAMETER,
     ],
 )
 @blp.response(201, description='{"status": "Started", "_ids": [...]}')
@@ -163,16 +165,23 @@ def submit_batch(project_id: str) -> Any:
         raise BadRequest("Batch body must be a non-empty JSON list of option sets")
     option_sets = [_valid_options(project, options) for options in body]
     ids = services().store.new_experiments(
-        project["_id"], option_sets, extra=_timeout_field(), priority=priority_arg()
+        project["_id"], option_sets, extra=_submission_fields(), priority=priority_arg()
     )
     services().broker.ask_dispatch()
     return {"status": "Started", "_ids": ids}, 201
 
 
-def _timeout_field() -> dict[str, float]:
-    """``?timeout=<seconds>``: a wall-clock limit for this submission's experiments."""
+def _submission_fields() -> dict[str, Any]:
+    """``?timeout=<seconds>`` (a wall-clock limit) and ``?tag=`` for this submission's
+    experiments, as their fields."""
+    fields: dict[str, Any] = {}
     seconds = seconds_arg("timeout")
-    return {} if seconds is None else {"_timeout": seconds}
+    if seconds is not None:
+        fields["_timeout"] = seconds
+    tags = tags_arg()
+    if tags:
+        fields["_tags"] = tags
+    return fields
 
 
 def _valid_options(project: dict[str, Any], options: Any) -> dict[str, Any]:

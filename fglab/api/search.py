@@ -8,7 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, json_object
-from fglab.api.params import priority_arg
+from fglab.api.params import TAG_PARAMETER, priority_arg, tags_arg
 from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.schema import OptionsError, validate_options
@@ -45,7 +45,8 @@ EXAMPLE_SEARCH = {
             "name": "priority",
             "schema": {"type": "integer", "default": 0},
             "description": "Priority of every experiment of the search; higher goes first.",
-        }
+        },
+        TAG_PARAMETER,
     ],
 )
 @blp.response(201, description='{"status": "Started", "_ids": [...], "count": n}')
@@ -76,6 +77,9 @@ def search(project_id: str) -> Any:
         typed = [validate_options(schema, options) for options in option_sets]
     except (SearchError, OptionsError) as e:
         raise BadRequest(str(e)) from None
-    ids = services().store.new_experiments(project["_id"], typed, priority=priority_arg())
+    tags = tags_arg()
+    ids = services().store.new_experiments(
+        project["_id"], typed, extra={"_tags": tags} if tags else None, priority=priority_arg()
+    )
     services().broker.ask_dispatch()
     return {"status": "Started", "_ids": ids, "count": len(ids)}, 201

@@ -45,7 +45,8 @@ def _driver() -> SweepDriver:
         "key, goal: minimize|maximize}, needed by bayes and pruning; `budget` trials "
         "(grid: the grid's size when left out); `parallelism` trials at once (1); "
         "`seed`; `priority` (-1000..1000, 0: its trials queue as experiments of that "
-        "priority do); `prune` {pruner: median (n_startup_trials, n_warmup_steps, "
+        "priority do); `tags` (a list, every trial's `_tags`); `prune` {pruner: median "
+        "(n_startup_trials, n_warmup_steps, "
         "interval_steps, n_min_trials) | hyperband (min_resource, max_resource, "
         "reduction_factor)}.",
         EXAMPLE_SWEEP,

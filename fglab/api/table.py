@@ -31,6 +31,7 @@ from fglab.table_query import (
     parse_ids,
     text_options,
 )
+from fglab.tags import TagError, parse_tags
 from tasks.states import Status
 
 blp = Blueprint("table", __name__, url_prefix="/api/v1", description="Experiments table")
@@ -47,6 +48,14 @@ _FILTERS = [
         "schema": {"type": "array", "items": {"type": "string"}},
         "explode": True,
         "description": "Only these statuses (repeat the parameter for several)",
+    },
+    {
+        "in": "query",
+        "name": "tag",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "explode": True,
+        "description": "Only experiments with every one of these tags (repeat the parameter, "
+        "or comma-separate)",
     },
     {
         "in": "query",
@@ -130,7 +139,7 @@ def experiments_table(project_id: str) -> Any:
     200,
     content_type="text/csv",
     description="Every matching experiment, one line each, streamed: `_id`, `status`, a "
-    "column per option, a column per score, `duration` (seconds)",
+    "column per option, a column per score, `duration` (seconds), `tags` (comma-separated)",
 )
 @blp.alt_response(400, description="A bad sort field, order, status, filter or ID")
 @blp.alt_response(404, description="No such project")
@@ -159,7 +168,7 @@ def experiments_csv(project_id: str) -> Any:
     content_type="application/json",
     description="Every matching experiment as a JSON array, streamed: the table's rows "
     "(`_id`, `_status`, `_options`, `_scores`, `_created`, `_started`, `_finished`, "
-    "`_notes`, `_machine_id`)",
+    "`_notes`, `_machine_id`, `_tags`)",
 )
 @blp.alt_response(400, description="A bad sort field, order, status, filter or ID")
 @blp.alt_response(404, description="No such project")
@@ -185,6 +194,17 @@ def score_names(project_id: str) -> Any:
     return {"scores": store.score_names(project["_id"])}
 
 
+@blp.route("/projects/<project_id>/tags", methods=["GET"])
+@blp.response(200, description='`{"tags": [{"tag": t, "count": n}]}`, the most used first')
+@blp.alt_response(404, description="No such project")
+def tag_counts(project_id: str) -> Any:
+    """List the tags of a project's experiments, each with how many experiments have it
+    (the table's tag chips; `?tag=` filters by them)."""
+    store = services().store
+    project = store.get_project(project_id)
+    return {"tags": [{"tag": t, "count": n} for t, n in store.tag_counts(project["_id"])]}
+
+
 def _read_query(project: dict[str, Any]) -> tuple[TableQuery, str, bool]:
     """The filters, sort field and direction of this request; BadRequest names a bad one."""
     try:
@@ -197,11 +217,16 @@ def _read_query(project: dict[str, Any]) -> tuple[TableQuery, str, bool]:
         if unknown:
             raise QueryError(f"status {unknown[0]!r} is unknown; use one of {', '.join(Status)}")
         ids = request.args.getlist("ids")
+        try:
+            tags = parse_tags(request.args.getlist("tag"))
+        except TagError as e:
+            raise QueryError(str(e)) from None
         query = TableQuery(
             statuses=statuses,
             text=check_text(request.args.get("q") or ""),
             conditions=[parse_condition(c) for c in request.args.getlist("filter")],
             ids=parse_ids(ids) if ids else None,
+            tags=tags,
             text_options=text_options(project["schema"]),
         )
     except QueryError as e:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fglab.schema import OptionsError, validate_options
 from fglab.search import SearchError, axes, grid
+from fglab.tags import TagError, parse_tags
 
 __all__ = ["MAX_BUDGET", "METHODS", "Objective", "SweepConfig", "SweepError", "parse_sweep"]
 
@@ -31,7 +32,7 @@ GOALS = ("minimize", "maximize")
 MAX_BUDGET = 10_000
 MAX_PARALLELISM = 1_000
 BODY_KEYS = frozenset(
-    {"method", "space", "objective", "budget", "parallelism", "seed", "prune", "priority"}
+    {"method", "space", "objective", "budget", "parallelism", "seed", "prune", "priority", "tags"}
 )
 #: A sweep's trials queue with its priority (as experiments' ``?priority=``).
 MAX_PRIORITY = 1000
@@ -73,6 +74,7 @@ class SweepConfig:
     seed: int
     prune: dict[str, Any] | None
     priority: int = 0
+    tags: list[str] = field(default_factory=list)  # every trial's `_tags`
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +91,7 @@ class SweepConfig:
             seed=int(data["seed"]),
             prune=dict(data["prune"]) if data.get("prune") else None,
             priority=int(data.get("priority") or 0),
+            tags=list(data.get("tags") or ()),
         )
 
 
@@ -134,7 +137,13 @@ def parse_sweep(schema: Mapping[str, Mapping], body: Mapping[str, Any]) -> Sweep
     elif isinstance(seed, bool) or not isinstance(seed, int):
         raise SweepError(f"seed is {seed!r}; use a whole number, or leave it out")
     priority = _whole("priority", body.get("priority", 0), -MAX_PRIORITY, MAX_PRIORITY)
-    return SweepConfig(method, dict(space), objective, budget, parallelism, seed, prune, priority)
+    try:
+        tags = parse_tags(body.get("tags", []))
+    except TagError as e:
+        raise SweepError(str(e)) from None
+    return SweepConfig(
+        method, dict(space), objective, budget, parallelism, seed, prune, priority, tags
+    )
 
 
 def _objective(value: object) -> Objective | None:

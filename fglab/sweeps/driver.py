@@ -136,6 +136,7 @@ class SweepDriver:
             sweep["_id"],
             number,
             priority=int(sweep.get("priority") or 0),
+            tags=list(sweep.get("tags") or ()),
         )
         if made:
             logger.info(

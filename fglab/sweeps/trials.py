@@ -122,7 +122,8 @@ def export_rows(
     sweep: Mapping[str, Any], trials: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """A sweep's trials as exported rows, by trial number: the experiments table's fields
-    (``_id``, ``_status``, ``_options``, ``_scores``, ``_started``, ``_finished``) plus the
+    (``_id``, ``_status``, ``_options``, ``_scores``, ``_started``, ``_finished``,
+    ``_tags``) plus the
     sweep's view of each (``trial``, ``objective``, ``reason``)."""
     objective = Objective(**sweep["objective"]) if sweep.get("objective") else None
     rows = []
@@ -137,6 +138,7 @@ def export_rows(
                 "_scores": doc.get("_scores") or {},
                 "_started": doc.get("_started"),
                 "_finished": doc.get("_finished"),
+                "_tags": doc.get("_tags") or [],
                 "objective": view["objective"],
                 "reason": view["reason"],
             }

@@ -173,7 +173,7 @@ def test_export_csv_has_every_experiment_with_its_scores(
     table_ = read_csv(download.value.path())
 
     header, rows = table_[0], table_[1:]
-    assert header == ["_id", "status", *SCHEMA, "accuracy", "duration"]
+    assert header == ["_id", "status", *SCHEMA, "accuracy", "duration", "tags"]
     assert len(rows) == 4
     docs = {
         str(d["_id"]): d

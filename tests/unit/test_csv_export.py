@@ -25,16 +25,17 @@ def test_rows_become_lines_of_id_status_options_scores_duration() -> None:
             "_started": START,
             "_finished": START + timedelta(minutes=2, milliseconds=5),
         },
-        {"_id": "b2", "_status": "queued", "_options": {"lr": 1}, "_scores": None},
-    ]
+        {"_id": "b2", "_status": "queued", "_options": {"lr": 1}, "_scores": None,
+         "_tags": ["baseline", "v2"]},
+    ]  # fmt: skip
 
     lines = list(csv_lines(rows, ["lr", "model", "L2"], ["loss", "acc"]))
 
     assert all(line.endswith("\r\n") for line in lines)
     assert _read(lines) == [
-        ["_id", "status", "lr", "model", "L2", "loss", "acc", "duration"],
-        ["a1", "success", "0.1", "cnn, v2", "true", "0.25", "", "120.005"],
-        ["b2", "queued", "1", "", "", "", "", ""],
+        ["_id", "status", "lr", "model", "L2", "loss", "acc", "duration", "tags"],
+        ["a1", "success", "0.1", "cnn, v2", "true", "0.25", "", "120.005", ""],
+        ["b2", "queued", "1", "", "", "", "", "", "baseline,v2"],
     ]
 
 
@@ -46,6 +47,7 @@ def test_a_score_named_like_an_option_is_told_apart() -> None:
         "lr",
         "_scores.loss",
         "duration",
+        "tags",
     ]
 
 

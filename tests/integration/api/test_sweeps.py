@@ -170,13 +170,13 @@ def test_a_sweep_exports_its_trials_as_csv_and_json(client, db, project):
     header, *lines = csv.reader(io.StringIO(answer.get_data(as_text=True)))
     assert header == [
         "trial", "_id", "status", "seed", "model", "batchSize", "optimiser", "learningRate",
-        "L2", "loss", "acc", "duration", "reason",
+        "L2", "loss", "acc", "duration", "tags", "reason",
     ]  # fmt: skip
     assert lines == [
         ["0", str(first), "success", "123", "cnn.v2", "32", "sgd", "0.001", "true", "0.25",
-         "0.9", "", ""],
+         "0.9", "", "", ""],
         ["1", str(second), "pruned", "123", "cnn.v2", "32", "adam", "0.001", "true", "2.0",
-         "", "", "slow"],
+         "", "", "", "slow"],
     ]  # fmt: skip
 
     answer = client.get(f"{url}.json")

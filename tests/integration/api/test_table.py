@@ -233,12 +233,12 @@ def test_csv_streams_the_whole_filtered_set(client, db, project, varied) -> None
 
     assert lines[0] == [
         "_id", "status", "seed", "model", "batchSize", "optimiser", "learningRate", "L2",
-        "loss", "duration",
+        "loss", "duration", "tags",
     ]  # fmt: skip
     assert [line[0] for line in lines[1:]] == [varied[2], varied[0], varied[1]]
     assert lines[3] == [varied[1], "queued", "1", "CNN-big", "64", "sgd", "0.01", "false", "0.2",
-                        "90.500"]  # fmt: skip
-    assert lines[1][-1] == ""  # not finished: no duration
+                        "90.500", ""]  # fmt: skip
+    assert lines[1][-2] == ""  # not finished: no duration
 
 
 def test_csv_is_every_row_not_one_page(client, project) -> None:
@@ -263,9 +263,10 @@ def test_csv_cells_cannot_become_formulas(client, db, project) -> None:
 
     header, row = _csv(client, project)
 
-    assert header[-4:] == ["L2", "_scores.model", "f1", "duration"]  # a score named as an option
+    # a score named as an option is told apart
+    assert header[-5:] == ["L2", "_scores.model", "f1", "duration", "tags"]
     assert row[2:4] == ["-3", '\'=HYPERLINK("http://x")']
-    assert row[-3:-1] == ["'@sum", "-0.5"]
+    assert row[-4:-2] == ["'@sum", "-0.5"]
 
 
 def test_json_export_is_every_filtered_row_in_the_tables_shape(client, project, scored) -> None:
