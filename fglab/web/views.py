@@ -136,6 +136,7 @@ def project(project_id: str) -> str:
         total=total,
         page_size=FIRST_PAGE,
         status_counts=[(str(s), counts.get(str(s), 0)) for s in Status],
+        tag_counts=store.tag_counts(project["_id"]),
         form_values=_form_values(schema, cloned),
         clone_of=request.args.get("clone") if cloned is not None else None,
         machine_template=pretty(template),
@@ -538,7 +539,13 @@ def _row(doc: dict[str, Any], schema: Mapping[str, Mapping], score_names: list[s
         "finished": when(doc.get("_finished")),
         "duration": duration_text(doc.get("_started"), doc.get("_finished")),
         "notes": show(doc.get("_notes")),
+        "tags": _tags(doc),
     }
+
+
+def _tags(doc: Mapping[str, Any]) -> list[str]:
+    tags = doc.get("_tags")
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
 
 
 def duration_text(started: object, finished: object) -> str:

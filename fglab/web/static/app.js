@@ -140,7 +140,10 @@ function setupExperimentForm(data) {
     }
     say("experiment-message", "Submitting…");
     try {
-      const url = `/api/v1/projects/${data.project_id}/experiment?queue=true`;
+      const query = new URLSearchParams({ queue: "true" });
+      const tags = document.getElementById("experiment-tags").value.trim();
+      if (tags) query.set("tag", tags);
+      const url = `/api/v1/projects/${data.project_id}/experiment?${query}`;
       const answer = await api("POST", url, options);
       window.location.href = `/experiments/${answer._id}`;
     } catch (error) {
@@ -291,6 +294,7 @@ function setupExperimentsTable(data) {
   const filterQuery = (extra = {}) => {
     const query = new URLSearchParams();
     for (const status of state.status) query.append("status", status);
+    for (const tag of state.tag) query.append("tag", tag);
     if (state.q) query.set("q", state.q);
     for (const condition of state.filter) query.append("filter", condition);
     query.set("sort", state.sort);
@@ -384,7 +388,7 @@ function setupExperimentsTable(data) {
     return th;
   };
   const buildHeader = () => {
-    const cells = [headRow.cells[0], header("ID", "_id"), header("Status", "_status")];
+    const cells = [headRow.cells[0], header("ID", "_id"), header("Status", "_status"), header("Tags", null)];
     for (const name of scoreNames) cells.push(header(name, `_scores.${name}`, "score", "score"));
     for (const name of optionNames) cells.push(header(name, `_options.${name}`, "option", "option"));
     cells.push(header("Started", "_started"), header("Finished", "_finished"));
@@ -455,7 +459,14 @@ function setupExperimentsTable(data) {
     idCell.append(link);
     const statusCell = document.createElement("td");
     statusCell.append(statusBadge(row._status || ""));
-    tr.append(first, idCell, statusCell);
+    const tags = cell("", "tags");
+    for (const tag of Array.isArray(row._tags) ? row._tags : []) {
+      const chip = document.createElement("span");
+      chip.className = "tag";
+      chip.textContent = tag;
+      tags.append(chip, " ");
+    }
+    tr.append(first, idCell, statusCell, tags);
     const scores = isObject(row._scores) ? row._scores : {};
     for (const name of scoreNames) tr.append(cell(showValue(scores[name]), "num"));
     const options = isObject(row._options) ? row._options : {};
@@ -474,7 +485,7 @@ function setupExperimentsTable(data) {
     const fresh = rows.flatMap((row) => (isObject(row._scores) ? Object.keys(row._scores) : []))
       .filter((name) => !names.has(name) && !name.startsWith("_fglab"));
     if (fresh.length) scoreNames = [...scoreNames, ...new Set(fresh)];
-    if (fresh.length || headRow.cells.length !== 7 + scoreNames.length + optionNames.length) buildHeader();
+    if (fresh.length || headRow.cells.length !== 8 + scoreNames.length + optionNames.length) buildHeader();
     markSort();
     tbody.replaceChildren(...rows.map(renderRow));
     applyHidden();
@@ -528,6 +539,15 @@ function setupExperimentsTable(data) {
     }, SEARCH_DELAY_MS);
   });
   document.getElementById("table-controls").addEventListener("submit", (event) => event.preventDefault());
+  for (const box of document.querySelectorAll('#table-controls input[name="tag"]')) {
+    box.checked = state.tag.includes(box.value);
+    box.addEventListener("change", () => {
+      state.tag = [...document.querySelectorAll('#table-controls input[name="tag"]:checked')].map((b) => b.value);
+      state.offset = 0;
+      saveState();
+      load();
+    });
+  }
   for (const box of document.querySelectorAll('#table-controls input[name="status"]')) {
     box.checked = state.status.includes(box.value);
     box.addEventListener("change", () => {
@@ -675,7 +695,7 @@ function setupExperimentsTable(data) {
 const ACTIVE_STATUSES = new Set(["queued", "dispatched", "claimed", "running"]);
 const TERMINAL_STATUSES = new Set(["success", "fail", "killed", "timeout", "cancelled", "lost", "pruned"]);
 
-/** The table's state from the page's URL (?sort=&order=&status=&q=&filter=&offset=&limit=). */
+/** The table's state from the page's URL (?sort=&order=&status=&tag=&q=&filter=&offset=&limit=). */
 function readTableState(data) {
   const query = new URLSearchParams(window.location.search);
   const number = (key, fallback) => {
@@ -686,6 +706,7 @@ function readTableState(data) {
     sort: query.get("sort") || data.sort,
     order: query.get("order") === "asc" || query.get("order") === "desc" ? query.get("order") : data.order,
     status: query.getAll("status"),
+    tag: query.getAll("tag"),
     q: query.get("q") || "",
     filter: query.getAll("filter"),
     offset: number("offset", 0),
