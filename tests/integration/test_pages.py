@@ -104,7 +104,7 @@ def test_home_without_anything_says_what_to_do(client) -> None:
 
 
 def test_static_assets_are_served(client) -> None:
-    script = client.get("/assets/app.js")
+    script = client.get("/assets/js/experiment.js")
     style = client.get("/assets/style.css")
 
     assert script.status_code == 200
@@ -558,10 +558,11 @@ def test_draining_through_the_api_shows_on_the_page(client, store) -> None:
 
 
 def test_machine_script_is_wired(client) -> None:
-    script = client.get("/assets/app.js")
-
-    source = script.get_data(as_text=True)
-    script.close()
+    source = ""
+    for module in ("main.js", "machine.js", "project.js"):
+        script = client.get(f"/assets/js/{module}")
+        source += script.get_data(as_text=True)
+        script.close()
     assert "function machinePage" in source
     assert "machine: machinePage" in source
     for route in ("/drain`", "/resume`", "/projects/${project}`"):

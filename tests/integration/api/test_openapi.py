@@ -102,6 +102,8 @@ def test_docs_page_and_charts_use_assets_shipped_with_fglab(client):
         assert answer.status_code == 200, path
         assert len(answer.data) > 1000
         answer.close()
-    script = client.get("/assets/app.js")
-    assert "cdn." not in script.get_data(as_text=True)
-    script.close()
+    for module in ("main.js", "charts.js", "experiment.js", "sweep.js", "compare.js"):
+        script = client.get(f"/assets/js/{module}")
+        assert script.status_code == 200, module
+        assert "cdn." not in script.get_data(as_text=True)
+        script.close()
