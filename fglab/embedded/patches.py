@@ -19,6 +19,18 @@ Fix 2: the memory engine finds documents by ``_id`` without a scan only for an e
 ``{"_id": {"$in": [...]}}`` (a worker's heartbeat asking which of its runs have a kill
 request) read every document. With exact-keyed ids the candidates are the documents
 stored under those keys; the query's whole filter still runs on them afterwards.
+
+Fix 3: the memory engine uses an index only when its key is one ascending field and the
+query has an equality on it (never a compound index), so a project's table page,
+``find({"_project_id": p}).sort([("_scores.loss", 1), ("_id", 1)]).limit(50)`` with an
+index on ``(_project_id, _scores.loss)``, read, filtered and sorted every document.
+`fglab.embedded.ordered_index` keeps beside such an index each prefix value's documents
+in sort order and hands mongoeco's pipeline only the first skip+limit matches in that
+order (with the ties at the boundary, and the documents it cannot order: arrays, other
+types); mongoeco's own filter, sort, skip and limit then run on them. It needs three
+hooks: ``scan_find_semantics`` hands the find's semantics down to
+``_candidate_items_for_plan_locked`` (composed with Fix 2), and ``MemoryIndexMap.add`` /
+``discard`` note each written document for the ordered view.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ from typing import Any
 
 from bson import ObjectId
 
+from fglab.embedded import ordered_index
+
 #: The mongoeco version these fixes were written against.
 PINNED = "4.11.0"
 
@@ -46,6 +60,15 @@ UPSTREAM_SOURCES = {
     ),
     "mongoeco.engines.memory:MemoryEngine._candidate_items_for_plan_locked": (
         "c8a015be72c2f4f6e3510c09bb0753121dcd51d0fc8bc0e1729a5fbae70e03a4"
+    ),
+    "mongoeco.engines.memory:MemoryEngine.scan_find_semantics": (
+        "990187665e6f953e0e3be70fecfbfcbeecc88c87b43c1e34f9dbb4845f8f8996"
+    ),
+    "mongoeco.engines._memory_collection:MemoryIndexMap.add": (
+        "e07fa5d11a2d650b0e9e48e881ad66842deb12d515ab68313edfb7da00111ca1"
+    ),
+    "mongoeco.engines._memory_collection:MemoryIndexMap.discard": (
+        "61588eea2d012292cfb306a30697d16ebc7e074a9fb541b1649cb19bbf535140"
     ),
 }
 
@@ -146,7 +169,12 @@ FIXES: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "mongoeco.engines.sqlite:SQLiteEngine._validate_document_against_unique_indexes": (
         _skip_payload_id_scan
     ),
-    "mongoeco.engines.memory:MemoryEngine._candidate_items_for_plan_locked": _find_by_id_list,
+    "mongoeco.engines.memory:MemoryEngine._candidate_items_for_plan_locked": (
+        lambda original: _find_by_id_list(ordered_index.ordered_candidates(original))
+    ),
+    "mongoeco.engines.memory:MemoryEngine.scan_find_semantics": ordered_index.hand_down_semantics,
+    "mongoeco.engines._memory_collection:MemoryIndexMap.add": ordered_index.track,
+    "mongoeco.engines._memory_collection:MemoryIndexMap.discard": ordered_index.track,
 }
 
 
@@ -160,4 +188,6 @@ def _owner(target: str) -> tuple[type, str]:
 def _resolve(target: str) -> Callable[..., Any]:
     owner, name = _owner(target)
     function = getattr(owner, name)
-    return getattr(function, "__wrapped__", function)
+    while getattr(function, "_fglab_patched", False):  # a fix, maybe wrapping another
+        function = function.__wrapped__
+    return function

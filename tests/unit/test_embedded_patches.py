@@ -30,6 +30,13 @@ def test_other_ids_keep_the_scan(document_id):
     assert seen == [{"scan_payload_id": True}]
 
 
+def test_applied_fixes_still_resolve_to_the_pinned_sources():
+    """Fix 2 wraps Fix 3's wrapper: the pin is checked against the method under both."""
+    assert patches.apply() is True
+    assert patches.apply() is True  # once only
+    assert patches.problems() == []
+
+
 def test_off_switch(monkeypatch):
     monkeypatch.setenv("FGLAB_EMBEDDED_PATCHES", "0")
     assert patches.apply() is False
