@@ -113,11 +113,12 @@ class Ordered:
     def sync(self, engine: Any, coll: Any, index_map: Any) -> None:
         """Bring the view in step with `coll` before a query."""
         current = None if self.collection is None else self.collection()
-        if (
+        stale: bool = (
             self.buckets is not index_map._buckets
             or current is not coll
             or len(self.dirty) > max(1_000, len(self.records) // 4)  # a bulk load
-        ):
+        )
+        if stale:
             self.rebuild(engine, coll, index_map)
             return
         for storage_key in self.dirty:
