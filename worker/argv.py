@@ -105,6 +105,16 @@ def gpu_env(gpu: int | None) -> dict[str, str]:
     return {} if gpu is None else {"CUDA_VISIBLE_DEVICES": str(int(gpu))}
 
 
+#: The variable that tells a program its results folder (``fglab/report.py`` reads it).
+RESULTS_ENV = "FGLAB_RESULTS_DIR"
+
+
+def results_env(folder: str) -> dict[str, str]:
+    """Environment additions that name the run's results folder to the program, so it
+    need not rebuild ``<results>/<_id>`` from projects.json."""
+    return {RESULTS_ENV: folder}
+
+
 def _choices(values: Sequence[str]) -> str:
     return ", ".join(repr(v) for v in values)
 

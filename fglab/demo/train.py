@@ -1,28 +1,34 @@
 """FGLab's demo program: fits a line by gradient descent and reports like a real experiment.
 
 FGMachine runs it as ``python train.py --_id=<experiment id> --learningRate=0.1
---epochs=20 --optimiser=adam --seed=1`` in the machine's working folder. It writes into
-``results/<_id>/`` (or ``--results=<folder>/<_id>/``), which the machine uploads while
-it runs:
+--epochs=20 --optimiser=adam --seed=1`` in the machine's working folder. It reports through
+:class:`fglab.report.Reporter` into its results folder (the worker's, or
+``--results=<folder>/<_id>/``), which the machine uploads while it runs:
 
-- ``chart.json``: ``_charts``, train and validation loss per epoch (rewritten each epoch),
-- ``scores.json``: ``_scores``, the final losses,
-- ``notes.json``: ``_notes`` and a custom field, ``model``,
-- ``loss.png``: the loss curves as a small image.
+- each epoch, ``_scores`` (train and validation loss) at ``_step`` <epoch>, and
+  ``_charts``, both losses per epoch,
+- at the end, ``_notes``, a custom field ``model`` and ``loss.png``, the loss curves as a
+  small image.
 
-Only the standard library is used, so it runs under any Python 3.
+Only the standard library is used (``fglab/report.py`` is one file of it), so it runs
+under any Python 3.
 """
 
 import itertools
-import json
 import math
-import os
 import random
 import struct
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
+
+try:
+    from fglab.report import Reporter
+except ImportError:  # run by a Python without FGLab installed: the helper is one file
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from report import Reporter  # type: ignore[no-redef]
 
 SECONDS = 3.0  # at most this long in total, however many epochs are asked for
 
@@ -81,31 +87,6 @@ class Optimiser:
         return new
 
 
-def write_atomically(folder, name, data):
-    """Write next to the folder, then rename in, so the uploader never sees half a file."""
-    tmp = folder.parent / f".{folder.name}.{name}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / name)
-
-
-def write_json(folder, name, value):
-    write_atomically(folder, name, json.dumps(value, indent=1).encode())
-
-
-def chart(train, val):
-    epochs = list(range(1, len(train) + 1))
-    return {
-        "_charts": {
-            "columnNames": ["train", "validation", "epoch"],
-            "data": {
-                "xs": {"train": "epoch", "validation": "epoch"},
-                "columns": [train, val, epochs],
-            },
-            "axis": {"x": {"label": "epoch"}, "y": {"label": "loss (MSE)"}},
-        }
-    }
-
-
 def png(width, height, pixels):
     """Encode rows of (r, g, b) tuples as a PNG (8-bit RGB, no filtering)."""
 
@@ -162,8 +143,8 @@ def main():
     kind = options.get("optimiser", "adam")
     if kind not in ("sgd", "adam") or epochs < 1:
         raise SystemExit(f"train.py: optimiser {kind!r} / epochs {epochs} not supported")
-    folder = Path(options.get("results", "results")) / options["_id"]
-    folder.mkdir(parents=True, exist_ok=True)
+    given = options.get("results")
+    reporter = Reporter(Path(given) / options["_id"] if given else None)
 
     rng = random.Random(seed)
     train_data, val_data = make_data(rng, 200), make_data(rng, 50)
@@ -184,26 +165,24 @@ def main():
             f"validation loss {val_losses[-1]:.4f}",
             flush=True,
         )
-        write_json(folder, "chart.json", chart(train_losses, val_losses))
+        reporter.report(step=epoch, trainLoss=train_losses[-1], validationLoss=val_losses[-1])
+        reporter.chart(
+            "loss",
+            list(range(1, epoch + 1)),
+            train=train_losses,
+            validation=val_losses,
+            x_label="epoch",
+            y_label="loss (MSE)",
+        )
         time.sleep(pause)
 
     best = min(range(epochs), key=val_losses.__getitem__)
-    write_atomically(
-        folder, "loss.png", plot([(train_losses, (31, 119, 180)), (val_losses, (255, 127, 14))])
-    )
-    write_json(
-        folder,
-        "scores.json",
-        {"_scores": {"trainLoss": train_losses[-1], "validationLoss": val_losses[-1]}},
-    )
-    write_json(
-        folder,
-        "notes.json",
-        {
-            "_notes": f"Demo run: best validation loss {val_losses[best]:.4f} at epoch {best + 1}",
-            "model": {"w": round(params[0], 4), "b": round(params[1], 4), "target": "3x - 1"},
-        },
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        image = Path(scratch, "loss.png")
+        image.write_bytes(plot([(train_losses, (31, 119, 180)), (val_losses, (255, 127, 14))]))
+        reporter.save(image)
+    reporter.set(model={"w": round(params[0], 4), "b": round(params[1], 4), "target": "3x - 1"})
+    reporter.note(f"Demo run: best validation loss {val_losses[best]:.4f} at epoch {best + 1}")
     print(f"done: w={params[0]:.3f} b={params[1]:.3f} (target 3, -1)", flush=True)
     return 0
 
