@@ -1,5 +1,6 @@
 """The ``fglab`` command: ``fglab up`` (everything on one host), ``fglab web``,
-``fglab flower`` (Flower with FGLab's password)."""
+``fglab flower`` (Flower with FGLab's password), and the client's commands over the API
+(``fglab submit``, ``ls``, ``logs``... in `fglab.client.cli`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import sys
 
 from config import SettingsError, load_settings
+from fglab.client.cli import add_commands
 
 logger = logging.getLogger("fglab")
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     flower.add_argument("--port", type=int, help="default FGLAB_FLOWER_PORT, else 5555")
     flower.set_defaults(func=_flower)
+    add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "up":
         from fglab.console import configure
