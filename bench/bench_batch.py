@@ -57,7 +57,7 @@ def main() -> None:
             store = Store(client[database])
             store.ensure_indexes()
             http = create_app(settings, store=store).test_client()
-            project = store.create_project("batch", SCHEMA)
+            project = store.projects.create("batch", SCHEMA)
             seconds = []
             for batch in range(args.batches):
                 body = [{"lr": 0.001 * i, "seed": i, "optimiser": "sgd"} for i in range(args.size)]

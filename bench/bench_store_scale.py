@@ -133,7 +133,7 @@ def run_engine(uri: str, sizes: list[int], repeats: int) -> list[dict[str, Any]]
     db = client[f"store_scale_{ObjectId()}"]
     store = Store(db)
     store.ensure_indexes()
-    project_id = store.create_project("scale", {})
+    project_id = store.projects.create("scale", {})
     rows = []
     stored = 0
     for size in sorted(sizes):

@@ -84,8 +84,8 @@ class Bench:
         wait_for(live(self.db, self.machine), 60, "the machine to register")
 
     def project(self, program: str, schema: dict[str, Any]) -> dict[str, Any]:
-        project = self.store.get_project(
-            self.store.create_project(f"{program}-{uuid.uuid4().hex[:6]}", schema)
+        project = self.store.projects.get(
+            self.store.projects.create(f"{program}-{uuid.uuid4().hex[:6]}", schema)
         )
         entry = implementation(
             self.root,

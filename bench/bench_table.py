@@ -40,7 +40,7 @@ def measure(uri: str, sizes: list[int], repeats: int) -> list[tuple[int, float, 
     name = f"bench_table_{ObjectId()}"
     store = Store(client[name])
     store.ensure_indexes()
-    project_id = store.create_project("table", {})
+    project_id = store.projects.create("table", {})
     app = create_app(Settings(mongodb_uri=uri, mongodb_db=name), store=store)
     http = app.test_client()
     rows = []

@@ -44,7 +44,7 @@ def dispatch_passes(services: Services, queued: int, repeats: int) -> tuple[Pass
     proxied, _ = services.database(f"growth_{queued}")
     store = Store(proxied)
     store.ensure_indexes()
-    project_id = store.create_project(f"growth-{uuid.uuid4().hex[:6]}", {})
+    project_id = store.projects.create(f"growth-{uuid.uuid4().hex[:6]}", {})
     for start in range(0, queued, 250):  # as the batch route stores them, 250 at a time
         store.new_experiments(project_id, [{}] * min(250, queued - start))
     settings = services.settings(proxied.name, services.root / "growth")

@@ -107,8 +107,8 @@ def throughput_operations_latency(services: Services, sizes: Sizes, report: Repo
     """Sections 1 to 3, which share FGLab's fleet: it drains the load, then runs one at a time."""
     n = sizes.experiments
     with ours(services, "main") as fglab:
-        load_id = fglab.store.create_project("bench-load", {})
-        timing_id = fglab.store.create_project("bench-latency", {})
+        load_id = fglab.store.projects.create("bench-load", {})
+        timing_id = fglab.store.projects.create("bench-latency", {})
         launches, stamps = fglab.root / "launches.txt", fglab.root / "stamps"
         stamps.mkdir(parents=True)
         fglab.start(
@@ -124,7 +124,7 @@ def throughput_operations_latency(services: Services, sizes: Sizes, report: Repo
         mine = replace(mine, counts=box[0])
         logger.info("FGLab: %d submit -> first line runs on an idle worker", sizes.latency_runs)
         submitted, stages = latency.fglab_submit_to_start(
-            fglab, fglab.store.get_project(timing_id), stamps, sizes.latency_runs
+            fglab, fglab.store.projects.get(timing_id), stamps, sizes.latency_runs
         )
     logger.info("baseline: draining %d tasks over %d Celery workers", n, WORKERS)
     with baseline(services, "main", WORKERS, AT_ONCE) as plain, services.window() as box:
@@ -419,7 +419,7 @@ def fleet_growth(services: Services, sizes: Sizes, report: Report) -> None:
 
 
 def _drain(fglab: Ours, machines: int, experiments: int) -> Drain:
-    project_id = fglab.store.create_project("bench-fleet", {})
+    project_id = fglab.store.projects.create("bench-fleet", {})
     launches = fglab.root / "launches.txt"
     fglab.start(machines, {str(project_id): implementation(fglab.root, load_args(launches))})
     return fglab.load(project_id, experiments, launches)

@@ -89,7 +89,7 @@ class Activity:
 
     def _project_name(self, project_id: Any) -> str:
         if project_id not in self._projects:
-            project = self._store.find_project(project_id) if project_id else None
+            project = self._store.projects.lookup(project_id) if project_id else None
             self._projects[project_id] = project["name"] if project else str(project_id)
         return self._projects[project_id]
 

@@ -86,19 +86,19 @@ def session_key(password: str) -> bytes:
 def create_token(store: Store, name: str) -> dict[str, Any]:
     """Make an API token; the answer's ``token`` is the only copy of the secret."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    doc = store.add_token(name, _hash(secret))
+    doc = store.tokens.add(name, _hash(secret))
     return {"_id": doc["_id"], "name": name, "_created": doc["_created"], "token": secret}
 
 
 def list_tokens(store: Store) -> list[dict[str, Any]]:
     """Every token's ID, name and creation time (never the secret or its hash)."""
-    return store.list_tokens()
+    return store.tokens.all()
 
 
 def revoke_token(store: Store, token_id: object) -> ObjectId:
     """Delete a token; raises NotFound when there is none with that ID."""
     oid = object_id(token_id, "Token ID")
-    if not store.delete_token(oid):
+    if not store.tokens.revoke(oid):
         raise NotFound(f"Token ID {token_id} does not exist")
     return oid
 
@@ -107,7 +107,7 @@ def token_valid(store: Store, secret: str) -> bool:
     if not secret.startswith(TOKEN_PREFIX):
         return False
     wanted = _hash(secret)
-    stored = store.find_token_hash(wanted)
+    stored = store.tokens.find_hash(wanted)
     return stored is not None and hmac.compare_digest(stored, wanted)
 
 

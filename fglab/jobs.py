@@ -34,7 +34,10 @@ from tasks.contract import (
     DELIVER_WEBHOOK,
     DISPATCH,
     EXPERIMENT_EVENT,
+    FINISHED,
+    PROGRESS,
     SWEEP,
+    ExperimentEvent,
     dispatch_channel,
 )
 from tasks.lifetime import die_with_parent
@@ -98,25 +101,21 @@ def create_jobs_app(settings: Settings) -> Celery:
 
     # Internal tasks send no monitoring events: Flower follows the experiments' runs.
     @app.task(name=EXPERIMENT_EVENT, send_events=False)
-    def experiment_event(
-        experiment_id: str,
-        event: str,
-        hooks: bool = True,
-        step: int | None = None,
-        trial: bool = True,
-    ) -> int:
-        """An experiment started, finished, or (a sweep's trial) reported a new `step`:
-        fire its webhooks (`hooks`: some wait); judge a trial's progress; when one ended,
-        make its sweep's next trial (`trial`: it may be one) and dispatch what waits."""
-        if event == "progress":
-            sweeps().judge(ObjectId(experiment_id), step)
+    def experiment_event(**payload: Any) -> int:
+        """An experiment started, finished, or (a sweep's trial) reported a new step
+        (`ExperimentEvent`): fire its webhooks; judge a trial's progress; when one
+        ended, make its sweep's next trial and dispatch what waits."""
+        event = ExperimentEvent.from_dict(payload)
+        experiment_id = ObjectId(event.experiment_id)
+        if event.event == PROGRESS:
+            sweeps().judge(experiment_id, event.step)
             return 0
-        if hooks:
-            for hook_id in hooks_for(scheduler().store, experiment_id, event):
+        if event.hooks:
+            for hook_id in hooks_for(scheduler().store, event.experiment_id, event.event):
                 broker.deliver_webhook(str(hook_id))
-        if event == "finished":
-            if trial:  # False: the worker knows it is no sweep's trial (no read needed)
-                sweeps().trial_ended(ObjectId(experiment_id))
+        if event.event == FINISHED:
+            if event.trial:
+                sweeps().trial_ended(experiment_id)
             return scheduler().dispatch_queued()
         return 0
 

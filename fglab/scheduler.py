@@ -185,7 +185,7 @@ class Scheduler:
                 seen += 1
                 project_id = doc["_project_id"]
                 if project_id not in projects:
-                    projects[project_id] = self.store.find_project(project_id)
+                    projects[project_id] = self.store.projects.lookup(project_id)
                 project = projects[project_id]
                 if project is None:
                     passed.add(project_id)

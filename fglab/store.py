@@ -1,11 +1,13 @@
-"""The one place FGLab speaks pymongo and GridFS: projects, experiments, machines, webhooks,
-tokens, files, and (through `SweepRecord`, ``store.sweeps``) sweeps.
+"""FGLab's gateway to MongoDB and GridFS: pages, routes, the scheduler and the sweeps call
+its methods and its records, never pymongo.
 
-Its collections are its own: pages, routes, the scheduler and the sweep call its methods.
-Status moves and machine writes are the shared records' (`tasks.experiments`,
-`tasks.machines`); the Store hands them its database. Documents keep the original FGLab's
-field names (``_project_id``, ``_options``, ``_status``, ``_files`` ...). IDs are
-ObjectIds except machines', whose ``_id`` is the machine name.
+It writes nothing itself. Each collection has one writer: the records FGLab alone keeps
+(``store.projects``, ``store.webhooks``, ``store.tokens``: `fglab.records`; ``store.sweeps``:
+`fglab.sweeps.record`) and the records it shares with the machines (`tasks.experiments`,
+`tasks.machines`, `tasks.history`, `tasks.counts`, `tasks.files`), which the Store hands
+its database. The Store reads experiments and machines for the pages. Documents keep
+the original FGLab's field names (``_project_id``, ``_options``, ``_status``, ``_files``
+...). IDs are ObjectIds except machines', whose ``_id`` is the machine name.
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs import GridFSBucket, GridOut
 from gridfs.errors import NoFile
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from fglab.errors import BadRequest, Conflict, NotFound
+from fglab.records.projects import ProjectRecord
+from fglab.records.tokens import TokenRecord
+from fglab.records.webhooks import WebhookRecord
 from fglab.sweeps.record import SweepRecord
-from tasks import counts, experiments, history, machines
+from tasks import counts, experiments, files, history, machines
 from tasks.experiments import Reservation
 from tasks.fields import LARGE_REF_KEY, resolve_large_fields
-from tasks.files import delete_files, put_experiment_file
 from tasks.states import ACTIVE, Status
 
 #: What a row of the experiments table shows.
@@ -59,65 +63,27 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._projects = db["projects"]
         self._experiments = db[experiments.COLLECTION]
         self._machines = db[machines.COLLECTION]
-        self._webhooks = db["webhooks"]
-        self._tokens = db["tokens"]
         self._files = db["fs.files"]
         self._bucket = GridFSBucket(db)
         self._sort_indexes: set[str] = {"_created"}
-        #: The sweep record (its own module: it owns every write of a sweep).
+        #: The records of the collections only FGLab writes, each in its own module.
+        self.projects = ProjectRecord(db)
+        self.webhooks = WebhookRecord(db)
+        self.tokens = TokenRecord(db)
         self.sweeps = SweepRecord(db)
 
     def ensure_indexes(self) -> None:
         """Create the indexes the queries below rely on (idempotent)."""
-        self._projects.create_index("name", unique=True)
-        self._experiments.create_index([("_project_id", ASCENDING), ("_created", ASCENDING)])
-        # The queue read: queued experiments in QUEUE_ORDER (priority and age in one key).
-        self._experiments.create_index(
-            [("_status", ASCENDING), ("_queue_at", ASCENDING), ("_id", ASCENDING)]
-        )
-        self._experiments.create_index([("_machine_id", ASCENDING), ("_status", ASCENDING)])
-        # MongoDB answers `{_status: s}` from the index above; the embedded server uses
-        # single-field indexes only, and without this one every dispatch pass and sweep
-        # read the whole collection (bench/bench_store_scale.py, docs/mongoeco-scaling.md).
-        self._experiments.create_index("_status")
-        self._experiments.create_index(experiments.SWEEP)
-        self._experiments.create_index([("_project_id", ASCENDING), (experiments.TAGS, ASCENDING)])
+        self.projects.ensure_indexes()
+        experiments.ensure_indexes(self._db)
         self.sweeps.ensure_indexes()
         history.ensure_indexes(self._db)
-        self._webhooks.create_index([("object_id", ASCENDING), ("event", ASCENDING)])
-        self._files.create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
-        self._files.create_index("metadata.project")
-        self._tokens.create_index("hash", unique=True)
+        self.webhooks.ensure_indexes()
+        files.ensure_indexes(self._db)
+        self.tokens.ensure_indexes()
         experiments.backfill_queue_at(self._db)
-
-    # Projects -----------------------------------------------------------------------
-
-    def create_project(self, name: str, schema: Mapping[str, Any]) -> ObjectId:
-        doc = {"name": name, "schema": dict(schema), "_created": now()}
-        try:
-            return self._projects.insert_one(doc).inserted_id
-        except DuplicateKeyError:
-            raise Conflict(f"Project {name!r} already exists; rename the schema file") from None
-
-    def list_projects(self) -> list[dict[str, Any]]:
-        return list(self._projects.find().sort("name", ASCENDING))
-
-    def get_project(self, project_id: object) -> dict[str, Any]:
-        doc = self.find_project(project_id)
-        if doc is None:
-            raise NotFound(f"Project ID {project_id} does not exist")
-        return doc
-
-    def find_project(self, project_id: object) -> dict[str, Any] | None:
-        """The project, or None when the ID is malformed or unknown."""
-        oid = _maybe_object_id(project_id)
-        return self._projects.find_one({"_id": oid}) if oid else None
-
-    def find_project_by_name(self, name: str) -> dict[str, Any] | None:
-        return self._projects.find_one({"name": name})
 
     # Experiments --------------------------------------------------------------------
 
@@ -292,7 +258,7 @@ class Store:
             return
         if len(self._sort_indexes) >= MAX_SORT_INDEXES:
             return
-        self._experiments.create_index([("_project_id", ASCENDING), (field, ASCENDING)])
+        experiments.ensure_sort_index(self._db, field)
         self._sort_indexes.add(field)
 
     def get_experiment(
@@ -393,13 +359,13 @@ class Store:
 
     def delete_experiment(self, experiment_id: object) -> None:
         oid = object_id(experiment_id, "Experiment ID")
-        delete_files(self._db, {"metadata.experiment": oid})
+        files.delete_files(self._db, {"metadata.experiment": oid})
         history.delete(self._db, [oid])
         if not experiments.delete(self._db, oid):
             raise NotFound(f"Experiment ID {experiment_id} does not exist")
 
     def delete_project_experiments(self, project_id: ObjectId) -> int:
-        delete_files(self._db, {"metadata.project": project_id})
+        files.delete_files(self._db, {"metadata.project": project_id})
         return experiments.delete_project(self._db, project_id)
 
     # Sweeps' trials and progress ----------------------------------------------------
@@ -495,18 +461,18 @@ class Store:
         data: IO[bytes],
         content_type: str | None,
     ) -> ObjectId:
-        return put_experiment_file(
+        return files.put_experiment_file(
             self._db, experiment["_id"], experiment.get("_project_id"), filename, data, content_type
         )
 
     def delete_experiment_files(self, experiment_id: ObjectId) -> int:
-        count = delete_files(self._db, {"metadata.experiment": experiment_id})
-        self._experiments.update_one({"_id": experiment_id}, {"$set": {"_files": []}})
+        count = files.delete_files(self._db, {"metadata.experiment": experiment_id})
+        experiments.forget_files(self._db, {experiments.ID: experiment_id})
         return count
 
     def delete_project_files(self, project_id: ObjectId) -> int:
-        count = delete_files(self._db, {"metadata.project": project_id})
-        self._experiments.update_many({"_project_id": project_id}, {"$set": {"_files": []}})
+        count = files.delete_files(self._db, {"metadata.project": project_id})
+        experiments.forget_files(self._db, {experiments.PROJECT: project_id})
         return count
 
     def open_file(self, file_id: object) -> GridOut:
@@ -540,19 +506,10 @@ class Store:
         return list(self._machines.find(query).sort("_id", ASCENDING))
 
     def upsert_machine(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        doc = self._machines.find_one_and_update(
-            {"_id": name},
-            {"$set": {**fields, "hostname": fields.get("hostname", name)}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None  # an upsert returning AFTER always has a document
-        return doc
+        return machines.upsert(self._db, name, fields)
 
     def set_machine_fields(self, machine_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        doc = self._machines.find_one_and_update(
-            {"_id": machine_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
-        )
+        doc = machines.set_fields(self._db, machine_id, fields)
         if doc is None:
             raise NotFound(f"Machine ID {machine_id} does not exist")
         return doc
@@ -573,56 +530,11 @@ class Store:
 
     def add_webhook(self, hook: Mapping[str, Any]) -> ObjectId:
         """Keep a hook, and mark its experiment so that its machine reports the event."""
-        hook_id = self._webhooks.insert_one({**hook, "_created": now(), "deliveries": []})
+        hook_id = self.webhooks.add(hook)
         experiment_id = _maybe_object_id(hook["object_id"])
         if experiment_id is not None:
             experiments.note_hook(self._db, experiment_id, hook["event"])
-        return hook_id.inserted_id
-
-    def list_webhooks(self, object_id_: str | None = None) -> list[dict[str, Any]]:
-        """Hooks (of one object when given), oldest first, with their delivery history."""
-        query = {} if object_id_ is None else {"object_id": object_id_}
-        return list(self._webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
-
-    def webhooks_for(self, object_id_: str, event: str) -> list[dict[str, Any]]:
-        return list(
-            self._webhooks.find({"object_id": object_id_, "event": event}).sort(
-                "_created", DESCENDING
-            )
-        )
-
-    def find_webhook(self, hook_id: ObjectId) -> dict[str, Any] | None:
-        return self._webhooks.find_one({"_id": hook_id})
-
-    def record_delivery(self, hook_id: ObjectId, record: Mapping[str, Any]) -> None:
-        """Add one attempt to a hook's history; a 2xx one also stamps ``delivered``."""
-        update: dict[str, Any] = {"$push": {"deliveries": dict(record)}}
-        if "error" not in record:
-            update["$set"] = {"delivered": record["at"]}
-        self._webhooks.update_one({"_id": hook_id}, update)
-
-    def give_up_webhook(self, hook_id: ObjectId, attempts: int) -> None:
-        self._webhooks.update_one(
-            {"_id": hook_id}, {"$set": {"gave_up": now(), "gave_up_after": attempts}}
-        )
-
-    # API tokens ---------------------------------------------------------------------
-
-    def add_token(self, name: str, digest: str) -> dict[str, Any]:
-        doc = {"name": name, "hash": digest, "_created": now()}
-        doc["_id"] = self._tokens.insert_one(doc).inserted_id
-        return doc
-
-    def list_tokens(self) -> list[dict[str, Any]]:
-        """Every token's ID, name and creation time (never the hash)."""
-        return list(self._tokens.find({}, {"hash": 0}).sort("_created", 1))
-
-    def delete_token(self, token_id: ObjectId) -> bool:
-        return self._tokens.delete_one({"_id": token_id}).deleted_count > 0
-
-    def find_token_hash(self, digest: str) -> str | None:
-        doc = self._tokens.find_one({"hash": digest}, {"hash": 1})
-        return None if doc is None else str(doc.get("hash", ""))
+        return hook_id
 
 
 def _maybe_object_id(value: object) -> ObjectId | None:

@@ -30,6 +30,10 @@ from bson.errors import InvalidId
 PLAIN_FIELDS = ("_created", "_started", "_finished", "_status", "_id", "_machine_id")
 #: A score or option: ``_scores.loss``, ``_options.lr``.
 _NESTED = re.compile(r"^_(scores|options)\.[^.$\0]{1,200}$")
+#: The code a run ran, as the worker records it (``_code.commit=3f2a9c1``).
+_CODE = re.compile(r"^_code\.(commit|branch|repo|dirty|host|python|node)$")
+#: A commit given short: matched as a prefix (4 to 39 hex digits; 40 is a whole one).
+_SHORT_COMMIT = re.compile(r"^[0-9a-fA-F]{4,39}$")
 #: A custom field written by the program: ``accuracy`` or ``Framework.Version``.
 _CUSTOM = re.compile(r"^[^_.$\0][^.$\0]{0,199}(\.[^.$\0]{1,200}){0,3}$")
 #: ``<field> <op> <value>``; the longest operators first so ``<=`` is not read as ``<``.
@@ -48,11 +52,11 @@ class QueryError(ValueError):
 
 def check_field(name: str, what: str = "field") -> str:
     """`name` when a table may sort or filter by it; QueryError otherwise."""
-    if name in PLAIN_FIELDS or _NESTED.match(name) or _CUSTOM.match(name):
+    if name in PLAIN_FIELDS or _NESTED.match(name) or _CODE.match(name) or _CUSTOM.match(name):
         return name
     raise QueryError(
         f"{what} is {name!r}; use one of {', '.join(PLAIN_FIELDS)}, "
-        "_scores.<name>, _options.<name> or a custom field name"
+        "_scores.<name>, _options.<name>, _code.commit or a custom field name"
     )
 
 
@@ -67,11 +71,14 @@ class Condition:
     def to_mongo(self) -> dict[str, Any]:
         if self.op == "~":
             return {self.field: {"$regex": re.escape(str(self.value)), "$options": "i"}}
+        if self.op == "^":  # a short commit (see parse_condition)
+            return {self.field: {"$regex": "^" + re.escape(str(self.value))}}
         return {self.field: {_OPERATORS[self.op]: self.value}}
 
 
 def parse_condition(text: str) -> Condition:
-    """``_scores.loss<0.5``, ``_options.optimiser=adam``, ``model~cnn`` as a Condition.
+    """``_scores.loss<0.5``, ``_options.optimiser=adam``, ``model~cnn``, ``_code.commit=3f2a9c1``
+    as a Condition.
 
     The value is read as JSON when it is JSON (numbers, true/false, null, "quoted"),
     else as text. Raises QueryError naming the condition.
@@ -94,6 +101,12 @@ def parse_condition(text: str) -> Condition:
         value = raw
     if name == "_id":
         value = _object_id(value)
+    if name == "_code.commit":
+        # Hex digits are text here (JSON would read "1234567" as a number); a short
+        # commit matches the commits it starts.
+        value = raw.lower()
+        if match["op"] == "=" and _SHORT_COMMIT.match(raw):
+            return Condition(name, "^", value)
     return Condition(name, match["op"], value)
 
 

@@ -370,14 +370,14 @@ def install_demo(settings: Settings) -> DemoShown:
     try:
         store = Store(client[settings.mongodb_db])
         store.ensure_indexes()
-        project = store.find_project_by_name(DEMO_NAME)
+        project = store.projects.find_by_name(DEMO_NAME)
         experiment_id: ObjectId | None = None
         if project is None:
             schema = validate_schema(json.loads((DEMO_DIR / "schema.json").read_text()))
             try:
-                project_id = store.create_project(DEMO_NAME, schema)
+                project_id = store.projects.create(DEMO_NAME, schema)
             except Conflict:  # another `fglab up` on the same database was quicker
-                project = store.find_project_by_name(DEMO_NAME)
+                project = store.projects.find_by_name(DEMO_NAME)
                 assert project is not None
                 project_id = project["_id"]
             else:

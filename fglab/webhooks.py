@@ -38,7 +38,7 @@ def retry_delay(first: float, retries: int, cap: float = MAX_DELAY) -> float:
 
 def hooks_for(store: Store, experiment_id: str, event: str) -> list[ObjectId]:
     """IDs of the hooks registered for this experiment and this event, and no other."""
-    return [hook["_id"] for hook in store.webhooks_for(experiment_id, event)]
+    return [hook["_id"] for hook in store.webhooks.of(experiment_id, event)]
 
 
 def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 10.0) -> int:
@@ -47,7 +47,7 @@ def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 
     `attempt` counts from 1 and is stored with the attempt. Returns the HTTP status, or 0
     when the hook no longer exists.
     """
-    hook = store.find_webhook(hook_id)
+    hook = store.webhooks.lookup(hook_id)
     if hook is None:
         return 0
     body = {k: hook[k] for k in BODY_FIELDS}
@@ -66,7 +66,7 @@ def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 
         e.close()
     except (urllib.error.URLError, OSError) as e:
         record["error"] = str(getattr(e, "reason", e))
-    store.record_delivery(hook_id, record)
+    store.webhooks.record_delivery(hook_id, record)
     if "error" in record:
         raise DeliveryFailed(
             f"webhook {hook_id} to {hook['url']}, attempt {attempt}: {record['error']}"
@@ -79,4 +79,4 @@ def give_up(store: Store, hook_id: ObjectId, attempts: int) -> None:
 
     The caller re-raises the last failure, so Celery logs it once.
     """
-    store.give_up_webhook(hook_id, attempts)
+    store.webhooks.give_up(hook_id, attempts)

@@ -94,3 +94,42 @@ class RunRequest:
             token=str(data["token"]),
             gpu=None if gpu is None else int(gpu),
         )
+
+
+#: What a machine tells FGLab of a run (`EXPERIMENT_EVENT`): it started (a webhook waits),
+#: it ended (webhooks or its sweep wait; room came free), or a sweep's trial reported a
+#: new step (its pruner judges it).
+STARTED, FINISHED, PROGRESS = "started", "finished", "progress"
+EVENTS = (STARTED, FINISHED, PROGRESS)
+
+
+@dataclass(frozen=True)
+class ExperimentEvent:
+    """The payload of `EXPERIMENT_EVENT`: the task's keyword arguments, by these names."""
+
+    experiment_id: str
+    event: str  # one of EVENTS
+    #: Whether webhooks may wait on it (False: the worker knows none does).
+    hooks: bool = True
+    #: PROGRESS: the step reported.
+    step: int | None = None
+    #: FINISHED: whether it may be a sweep's trial (False: no read needed).
+    trial: bool = True
+
+    def __post_init__(self) -> None:
+        if self.event not in EVENTS:
+            raise ValueError(f"event {self.event!r} is not one of {', '.join(EVENTS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentEvent:
+        step = data.get("step")
+        return cls(
+            experiment_id=str(data["experiment_id"]),
+            event=str(data["event"]),
+            hooks=bool(data.get("hooks", True)),
+            step=None if step is None else int(step),
+            trial=bool(data.get("trial", True)),
+        )

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from tasks import counts
-from tasks.states import MOVES, Status
+from tasks.states import MOVES, ON_MACHINE, Status
 
 COLLECTION = "experiments"
 
@@ -69,6 +69,8 @@ QUEUE_AT = "_queue_at"  # the queue's sort key (see queue_at)
 RESOURCES = "_resources"  # CPU, memory and GPU use of the run (peak, mean, last)
 GAPS = "_gaps"  # times no worker watched the run: [{"from", "to", "seconds"}]
 RESOURCE_SAMPLES = "_resource_samples"  # [t, cpu %, rss, gpu memory, gpu %], capped
+CODE = "_code"  # the code the run ran: git state, command, host (see record_code)
+RERUN_OF = "_rerun_of"  # the experiment this one reruns
 
 #: Every field name of the record, pinned by the contract tests.
 FIELDS = (
@@ -76,13 +78,14 @@ FIELDS = (
     CREATED, DISPATCHED, CLAIMED, TOKEN, GPU, WAITING, TIMEOUT, KILL_REQUESTED, WORKER_PID,
     PID, PGID, ARGV, RESULTS_DIR, EXIT, LOG, REAPED, RESULT_NOTES, HOOKS, SWEEP, TRIAL,
     PRUNE, STEP, PRIORITY, QUEUE_AT, RESOURCES, RESOURCE_SAMPLES,
-    RUN_DIR, GAPS,
+    RUN_DIR, GAPS, CODE, RERUN_OF,
 )  # fmt: skip
 
 #: Fields only FGLab and the machines write; the API's PUT refuses them.
 SYSTEM_FIELDS = frozenset(
-    {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE, PRIORITY, QUEUE_AT}
-)
+    {ID, PROJECT, MACHINE, OPTIONS, STATUS, FILES, CREATED, SWEEP, TRIAL, PRUNE, PRIORITY, QUEUE_AT,
+     CODE, RERUN_OF}
+)  # fmt: skip
 #: The ``_`` fields a user (the API's PUT) may set; every other ``_`` name is FGLab's.
 USER_FIELDS = frozenset({NOTES, SCORES, CHARTS, TAGS})
 
@@ -105,6 +108,55 @@ def exit_record(reason: str, *, code: int | None = None, signal: str | None = No
 
 def _experiments(db: Database) -> Collection:
     return db[COLLECTION]
+
+
+def ensure_indexes(db: Database) -> None:
+    """The indexes FGLab's reads of experiments rely on (idempotent)."""
+    _experiments(db).create_index([(PROJECT, ASCENDING), (CREATED, ASCENDING)])
+    # The queue read: queued experiments in QUEUE_ORDER (priority and age in one key).
+    _experiments(db).create_index([(STATUS, ASCENDING), (QUEUE_AT, ASCENDING), (ID, ASCENDING)])
+    _experiments(db).create_index([(MACHINE, ASCENDING), (STATUS, ASCENDING)])
+    # MongoDB answers `{_status: s}` from the index above; the embedded server uses
+    # single-field indexes only, and without this one every dispatch pass and sweep
+    # read the whole collection (bench/bench_store_scale.py, docs/mongoeco-scaling.md).
+    _experiments(db).create_index(STATUS)
+    _experiments(db).create_index(SWEEP)
+    _experiments(db).create_index([(PROJECT, ASCENDING), (TAGS, ASCENDING)])
+
+
+def ensure_sort_index(db: Database, field: str) -> None:
+    """The (project, `field`) index a table sorted by `field` needs."""
+    _experiments(db).create_index([(PROJECT, ASCENDING), (field, ASCENDING)])
+
+
+def list_file(db: Database, experiment_id: ObjectId, entry: Mapping[str, Any]) -> None:
+    """List a stored file in the experiment's ``_files`` (`tasks.files`' entry), once a name.
+
+    Replaced in place when the name is listed, else appended; the guard on the push
+    keeps two concurrent writers of a new name from listing it twice. An experiment
+    deleted meanwhile lists nothing.
+    """
+    name = entry["filename"]
+    for _ in range(5):
+        found = _experiments(db).update_one(
+            {ID: experiment_id, f"{FILES}.filename": name}, {"$set": {f"{FILES}.$": dict(entry)}}
+        )
+        if found.matched_count:
+            return
+        pushed = _experiments(db).update_one(
+            {ID: experiment_id, f"{FILES}.filename": {"$ne": name}},
+            {"$push": {FILES: dict(entry)}},
+        )
+        if pushed.matched_count:
+            return
+        if _experiments(db).count_documents({ID: experiment_id}, limit=1) == 0:
+            return
+    raise RuntimeError(f"could not list file {name!r} on experiment {experiment_id}")
+
+
+def forget_files(db: Database, query: Mapping[str, Any]) -> None:
+    """Empty the ``_files`` list of the matching experiments (their files were deleted)."""
+    _experiments(db).update_many(dict(query), {"$set": {FILES: []}})
 
 
 def _move(
@@ -304,7 +356,7 @@ def cancel(db: Database, experiment_id: ObjectId) -> dict | None:
 def request_kill(db: Database, experiment_id: ObjectId) -> dict | None:
     """Ask the worker running a claimed or running experiment to stop it (no status move)."""
     return _experiments(db).find_one_and_update(
-        {ID: experiment_id, STATUS: {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]}},
+        {ID: experiment_id, STATUS: {"$in": sorted(ON_MACHINE)}},
         {"$set": {KILL_REQUESTED: now()}},
         return_document=ReturnDocument.AFTER,
     )
@@ -320,7 +372,7 @@ def request_prune(db: Database, experiment_id: ObjectId, reason: str, step: int)
     return _experiments(db).find_one_and_update(
         {
             ID: experiment_id,
-            STATUS: {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]},
+            STATUS: {"$in": sorted(ON_MACHINE)},
             PRUNE: None,
         },
         {"$set": {PRUNE: {"reason": reason, "step": step}, KILL_REQUESTED: now()}},
@@ -519,7 +571,7 @@ def left_on_machine(db: Database, machine: str) -> list[dict[str, Any]]:
             {
                 MACHINE: machine,
                 "$or": [
-                    {STATUS: {"$in": [str(Status.CLAIMED), str(Status.RUNNING)]}},
+                    {STATUS: {"$in": sorted(ON_MACHINE)}},
                     {STATUS: str(Status.LOST), PGID: {"$ne": None}, REAPED: {"$exists": False}},
                 ],
             }
@@ -557,6 +609,41 @@ def record_resources(
             "$push": {RESOURCE_SAMPLES: {"$each": [list(point)], "$slice": -keep}},
         },
     )
+
+
+#: The most bytes of a run's diff ``_code`` holds; a longer one is kept whole in GridFS.
+CODE_DIFF_INLINE = 64 * 1024
+
+
+def record_code(
+    db: Database,
+    experiment_id: ObjectId,
+    project_id: ObjectId | None,
+    code: Mapping[str, Any],
+    diff: str | None = None,
+    *,
+    inline: int = CODE_DIFF_INLINE,
+) -> dict[str, Any]:
+    """Store ``_code``, the code a run ran: ``command``, ``host``, ``python``/``node``, and
+    for a git checkout ``repo``, ``commit``, ``branch``, ``dirty`` and ``diff``.
+
+    A diff longer than `inline` bytes is kept whole as the experiment's unlisted GridFS
+    file ``code.diff`` (``diff_file``), and ``diff`` holds its start, with
+    ``diff_truncated: true``. Returns the ``_code`` stored.
+    """
+    record = dict(code)
+    if diff is not None:
+        data = diff.encode("utf-8", errors="replace")
+        record["diff"] = diff
+        record["diff_truncated"] = len(data) > inline
+        if record["diff_truncated"]:
+            from tasks.files import put_code_diff  # tasks.files imports this module
+
+            record["diff"] = data[:inline].decode("utf-8", errors="ignore")
+            record["diff_file"] = put_code_diff(db, experiment_id, project_id, data)
+            record["diff_bytes"] = len(data)
+    _experiments(db).update_one({ID: experiment_id}, {"$set": {CODE: record}})
+    return record
 
 
 def add_result_notes(db: Database, experiment_id: ObjectId, notes: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ from gridfs.errors import NoFile
 from pymongo.database import Database
 
 from tasks import experiments
-from tasks.files import delete_files
+from tasks.files import delete_files, put_blob
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ def store_field_value(
             _delete_large_versions(db, experiment_id, name, keep=None)
         return value
     data = json.dumps(value, separators=(",", ":"), allow_nan=True).encode("utf-8")
-    file_id = GridFSBucket(db).upload_from_stream(
+    file_id = put_blob(
+        db,
         f"{name}.json",
         io.BytesIO(data),
         metadata={

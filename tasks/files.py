@@ -13,8 +13,10 @@ from typing import IO, Any
 
 from bson import ObjectId
 from gridfs import GridFSBucket
+from pymongo import ASCENDING
 from pymongo.database import Database
 
+from tasks import experiments
 from tasks.logs import LOG_FILENAME, LOG_METADATA
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -54,7 +56,7 @@ def put_experiment_file(
     )
     bucket_files = db["fs.files"]
     bucket_files.update_one({"_id": file_id}, {"$set": {"metadata.sha256": digest.hexdigest()}})
-    _list_file(db, experiment_id, file_entry(file_id, filename, content_type))
+    experiments.list_file(db, experiment_id, file_entry(file_id, filename, content_type))
     for old in bucket_files.find(
         {
             "metadata.experiment": experiment_id,
@@ -68,26 +70,15 @@ def put_experiment_file(
     return file_id
 
 
-def _list_file(db: Database, experiment_id: ObjectId, entry: dict[str, Any]) -> None:
-    experiments = db["experiments"]
-    name = entry["filename"]
-    # Replace in place when the name is listed, else append; the guard on the push keeps
-    # two concurrent writers of a new name from listing it twice.
-    for _ in range(5):
-        found = experiments.update_one(
-            {"_id": experiment_id, "_files.filename": name}, {"$set": {"_files.$": entry}}
-        )
-        if found.matched_count:
-            return
-        pushed = experiments.update_one(
-            {"_id": experiment_id, "_files.filename": {"$ne": name}},
-            {"$push": {"_files": entry}},
-        )
-        if pushed.matched_count:
-            return
-        if experiments.count_documents({"_id": experiment_id}, limit=1) == 0:
-            return
-    raise RuntimeError(f"could not list file {name!r} on experiment {experiment_id}")
+def ensure_indexes(db: Database) -> None:
+    """The indexes the reads of an experiment's files use (idempotent)."""
+    db["fs.files"].create_index([("metadata.experiment", ASCENDING), ("filename", ASCENDING)])
+    db["fs.files"].create_index("metadata.project")
+
+
+def put_blob(db: Database, filename: str, data: IO[bytes], metadata: dict[str, Any]) -> ObjectId:
+    """Store `data` as a GridFS file that no ``_files`` lists (a large field's value)."""
+    return GridFSBucket(db).upload_from_stream(filename, data, metadata=metadata)
 
 
 def put_kept_log(
@@ -105,6 +96,24 @@ def put_kept_log(
     ):
         delete_file(db, old["_id"])
     return file_id
+
+
+#: The whole uncommitted diff of a run's code, when too long for ``_code`` (unlisted).
+CODE_DIFF_FILENAME = "code.diff"
+
+
+def put_code_diff(
+    db: Database, experiment_id: ObjectId, project_id: ObjectId | None, data: bytes
+) -> ObjectId:
+    """Keep a run's whole ``git diff`` (``CODE_DIFF_FILENAME``, never listed in
+    ``_files``, which holds what the program wrote); returns its ID."""
+    metadata = {
+        "experiment": experiment_id,
+        "project": project_id,
+        "kind": "code",
+        "contentType": "text/x-diff",
+    }
+    return GridFSBucket(db).upload_from_stream(CODE_DIFF_FILENAME, data, metadata=metadata)
 
 
 def delete_file(db: Database, file_id: ObjectId) -> None:

@@ -156,3 +156,22 @@ def resume(db: Database, name: str) -> dict[str, Any] | None:
         {"$set": {DRAINED: False, DRAIN_REASON: None, START_FAILURES: []}},
         return_document=ReturnDocument.AFTER,
     )
+
+
+def upsert(db: Database, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Write `fields` of the machine `name`, making its record if it has none; the record."""
+    doc = _machines(db).find_one_and_update(
+        {ID: name},
+        {"$set": {**fields, "hostname": fields.get("hostname", name)}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert doc is not None  # an upsert returning AFTER always has a document
+    return doc
+
+
+def set_fields(db: Database, name: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Write `fields` of the machine `name`; its record after, None when there is none."""
+    return _machines(db).find_one_and_update(
+        {ID: name}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
+    )

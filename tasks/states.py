@@ -34,8 +34,11 @@ class Status(StrEnum):
     PRUNED = "pruned"  # a sweep stopped it early: its objective lagged the others'
 
 
+#: Statuses in which a machine's worker holds the run (it took the task; the program may
+#: not have started yet): what a finish or a loss moves from.
+ON_MACHINE = frozenset({Status.CLAIMED, Status.RUNNING})
 #: Statuses that hold a reservation on a machine.
-ACTIVE = frozenset({Status.DISPATCHED, Status.CLAIMED, Status.RUNNING})
+ACTIVE = frozenset({Status.DISPATCHED, *ON_MACHINE})
 #: Statuses an experiment never leaves.
 TERMINAL = frozenset(
     {
@@ -58,8 +61,8 @@ MOVES: dict[str, tuple[frozenset[Status], frozenset[Status]]] = {
     "cancel": (frozenset({Status.QUEUED, Status.DISPATCHED}), frozenset({Status.CANCELLED})),
     "claim": (frozenset({Status.DISPATCHED}), frozenset({Status.CLAIMED})),
     "start": (frozenset({Status.CLAIMED}), frozenset({Status.RUNNING})),
-    "finish": (frozenset({Status.CLAIMED, Status.RUNNING}), ENDINGS),
-    "lose": (frozenset({Status.CLAIMED, Status.RUNNING}), frozenset({Status.LOST})),
+    "finish": (ON_MACHINE, ENDINGS),
+    "lose": (ON_MACHINE, frozenset({Status.LOST})),
 }
 
 

@@ -26,6 +26,7 @@ from tasks.contract import (
     EXPERIMENT_EVENT,
     RUN_EXPERIMENT,
     SERVER_QUEUE,
+    ExperimentEvent,
     RunRequest,
     machine_queue,
 )
@@ -58,16 +59,14 @@ def create_worker_app(settings: Settings) -> Celery:
     )
     machine_holder: dict[str, Machine] = {}
 
-    def notify(event: str, kwargs: dict[str, Any]) -> None:
+    def notify(event: ExperimentEvent | None) -> None:
         try:
-            if event == "dispatch":
+            if event is None:
                 app.send_task(DISPATCH, queue=SERVER_QUEUE)
             else:
-                app.send_task(
-                    EXPERIMENT_EVENT, kwargs={**kwargs, "event": event}, queue=SERVER_QUEUE
-                )
+                app.send_task(EXPERIMENT_EVENT, kwargs=event.to_dict(), queue=SERVER_QUEUE)
         except Exception as e:  # the broker blinks: the periodic sweep catches up
-            logger.warning("could not tell FGLab about %s: %s", event, e)
+            logger.warning("could not tell FGLab about %s: %s", event or "room", e)
 
     def machine() -> Machine:
         if "machine" not in machine_holder:

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from config import Settings
 from tasks import experiments, machines
-from tasks.contract import dispatch_channel, kill_channel
+from tasks.contract import FINISHED, ExperimentEvent, dispatch_channel, kill_channel
 from tasks.database import mongo_client
 from tasks.ledger import Lease, Ledger
 from tasks.states import Status
@@ -76,7 +76,7 @@ class Machine:
         *,
         db: Database | None = None,
         redis: Redis | None = None,
-        notify: Callable[[str, dict[str, Any]], None] | None = None,
+        notify: Callable[[ExperimentEvent | None], None] | None = None,
         nvml: Any = None,
     ) -> None:
         """``nvml`` stands in for the pynvml module (tests); None asks the real NVML."""
@@ -87,7 +87,8 @@ class Machine:
         self.redis = redis or Redis.from_url(settings.redis)
         self.ledger = Ledger(self.redis, ttl=settings.lease_ttl)
         self.projects = ProjectsFile(settings.projects_file)
-        self.notify = notify or (lambda name, kwargs: None)
+        #: Tells FGLab of a run's event; None: only ask it to dispatch (room came free).
+        self.notify = notify or (lambda event: None)
         self.gpu_count = 0
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
@@ -179,7 +180,7 @@ class Machine:
                 logger.info(
                     "machine %s: projects.json changed, %d project(s)", self.name, len(projects)
                 )
-            self.notify("dispatch", {})
+            self.notify(None)
 
     def nudge(self) -> None:
         """Say this machine has room again, so the scheduler dispatches what waits.
@@ -192,7 +193,7 @@ class Machine:
                 return
         except RedisError as e:
             logger.warning("machine %s: dispatch nudge not sent: %s", self.name, e)
-        self.notify("dispatch", {})
+        self.notify(None)
 
     def record_start_failure(self, reason: str) -> bool:
         """Count a program that could not start; drain the machine after too many.
@@ -384,7 +385,7 @@ class Machine:
         if experiments.lose(self.db, doc["_id"], reason, reaped=True) is None:
             return False
         self.ledger.release(self.name, str(doc["_id"]))
-        self.notify("finished", {"experiment_id": str(doc["_id"])})
+        self.notify(ExperimentEvent(str(doc["_id"]), FINISHED))
         logger.warning("experiment %s: lost (%s)", doc["_id"], reason)
         return True
 

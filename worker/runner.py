@@ -30,10 +30,10 @@ from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from tasks import counts, experiments
-from tasks.contract import RunRequest
-from tasks.states import Status
-from worker import supervision
-from worker.argv import build_argv, gpu_env
+from tasks.contract import FINISHED, PROGRESS, STARTED, ExperimentEvent, RunRequest
+from tasks.states import ON_MACHINE, Status
+from worker import provenance, supervision
+from worker.argv import build_argv, gpu_env, results_env
 from worker.changes import FileChanges
 from worker.logs import LogSink
 from worker.machine import Machine, Running
@@ -163,9 +163,7 @@ def _let_go(
     # Whether it is a sweep's trial: the scheduler then need not read the experiment.
     trial = (ended or ended_from).get(experiments.SWEEP) is not None
     if hooks or trial:
-        machine.notify(
-            "finished", {"experiment_id": running.experiment_id, "hooks": hooks, "trial": trial}
-        )
+        machine.notify(ExperimentEvent(running.experiment_id, FINISHED, hooks=hooks, trial=trial))
     else:
         machine.nudge()  # only room came free: a publish, not a message
 
@@ -205,12 +203,16 @@ def _run(
     folder = implementation.results / str(experiment_id)
     run_dir = _run_dir(machine, experiment_id)
     sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
+    env = {**os.environ, **gpu_env(request.gpu), **results_env(str(folder.absolute()))}
+    probe = _code_probe(machine, doc, argv, implementation, env)
+    if doc.get(experiments.RERUN_OF) is not None:
+        _say_if_code_differs(machine, doc, probe, sink)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         supervised = supervise(
             argv,
             implementation.cwd,
-            {**os.environ, **gpu_env(request.gpu)},
+            env,
             run_dir,
             grace=_grace(machine, implementation),
             orphan_after=machine.settings.lease_ttl,
@@ -224,6 +226,7 @@ def _run(
         log = _persist(
             machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"])
         )
+        probe.wait()
         ended = _finish(machine, doc, outcome, log=log)
         _persist(machine, "counting a start failure", lambda: machine.record_start_failure(reason))
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -246,9 +249,48 @@ def _run(
     )
     _persist(machine, "counting the start", lambda: claimed.flush(machine.db))
     if experiments.hooked(started, "started"):
-        machine.notify("started", {"experiment_id": str(experiment_id)})
+        machine.notify(ExperimentEvent(str(experiment_id), STARTED))
     timeout = doc.get("_timeout") or implementation.timeout
-    return _follow(machine, doc, running, supervised, sink, folder, timeout)
+    return _follow(machine, doc, running, supervised, sink, folder, timeout, probe=probe)
+
+
+def _code_probe(
+    machine: Machine,
+    doc: dict[str, Any],
+    argv: list[str],
+    implementation: Implementation,
+    env: dict[str, str],
+) -> provenance.Probe:
+    """Find and record the run's code (``_code``) in a thread: git calls take
+    milliseconds the program's start need not wait for."""
+
+    def record(code: provenance.Code) -> None:
+        _persist(
+            machine,
+            f"recording the code of {doc['_id']}",
+            lambda: experiments.record_code(
+                machine.db, doc["_id"], doc["_project_id"], code.fields, code.diff
+            ),
+        )
+
+    return provenance.Probe(argv, implementation.cwd, implementation.args, env, record)
+
+
+def _say_if_code_differs(
+    machine: Machine, doc: dict[str, Any], probe: provenance.Probe, sink: LogSink
+) -> None:
+    """A rerun whose checkout is at another commit than its original's says so in its
+    log, before the program runs (the one case that waits on the code probe)."""
+    original = _persist(
+        machine,
+        "reading the original's code",
+        lambda: experiments.get(machine.db, doc[experiments.RERUN_OF], [experiments.CODE]),
+    )
+    commit = ((original or {}).get(experiments.CODE) or {}).get("commit")
+    code = probe.wait()
+    line = provenance.rerun_line(code.commit if code else None, commit)
+    if line:
+        sink.write("meta", line)
 
 
 def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> None:
@@ -318,9 +360,11 @@ def _follow(
     folder: Path,
     timeout: float | None,
     asked: Outcome | None = None,
+    probe: provenance.Probe | None = None,
 ) -> tuple[Outcome | None, dict[str, Any] | None]:
     """Watch a supervised run to its end and record it; (None, None) when the worker
-    stops first and leaves the run to its supervisor."""
+    stops first and leaves the run to its supervisor. The run's code (`probe`) is
+    recorded before its end."""
     experiment_id: ObjectId = doc["_id"]
     results = ResultsSync(
         machine.db,
@@ -347,6 +391,8 @@ def _follow(
             outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
     log = _persist(machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"]))
     landed = _final_upload(results, machine.settings.mongo_retry)
+    if probe is not None:
+        probe.wait()
     if outcome.status == Status.LOST or doc["_status"] == str(Status.LOST):
         ended = _lose(machine, doc, outcome.reason, log)
     else:
@@ -448,7 +494,7 @@ def _progress_notice(machine: Machine, doc: dict[str, Any]) -> Callable[[int], N
     experiment_id = str(doc["_id"])
 
     def notice(step: int) -> None:
-        machine.notify("progress", {"experiment_id": experiment_id, "step": step})
+        machine.notify(ExperimentEvent(experiment_id, PROGRESS, step=step))
 
     return notice
 
@@ -531,11 +577,7 @@ def _lose(
 def _release_if_abandoned(machine: Machine, experiment_id: ObjectId, request: RunRequest) -> None:
     """A stale message whose experiment ended or was cancelled gives its lease back."""
     doc = experiments.get(machine.db, experiment_id, ["_status", "_token"])
-    if (
-        doc is None
-        or doc.get("_token") != request.token
-        or doc.get("_status") not in {str(Status.CLAIMED), str(Status.RUNNING)}
-    ):
+    if doc is None or doc.get("_token") != request.token or doc.get("_status") not in ON_MACHINE:
         machine.ledger.release(machine.name, request.experiment_id, request.token)
 
 

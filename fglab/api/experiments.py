@@ -88,17 +88,20 @@ def get_history(experiment_id: str) -> Any:
 @blp.alt_response(404, description="No such experiment")
 def rerun_experiment(experiment_id: str) -> Any:
     """Submit a new experiment with the same options (time limit and tags); it waits in the
-    queue when no machine has room."""
+    queue when no machine has room. Its log says when its code is at another commit than
+    the original's."""
     store = services().store
     doc = store.get_experiment(experiment_id)
-    project = store.find_project(doc.get("_project_id"))
+    project = store.projects.lookup(doc.get("_project_id"))
     if project is None:
         raise BadRequest(f"Project ID {doc.get('_project_id')} does not exist")
     try:
         options = validate_options(project["schema"], doc.get("_options"))
     except OptionsError as e:
         raise BadRequest(f"Experiment {experiment_id} cannot be rerun: {e}") from None
-    extra = {name: doc[name] for name in ("_timeout", "_tags") if doc.get(name)} or None
+    extra = {name: doc[name] for name in ("_timeout", "_tags") if doc.get(name)}
+    # Its worker compares the code it runs with the original's (`_code.commit`).
+    extra["_rerun_of"] = doc["_id"]
     priority = int(doc.get("_priority") or 0)
     new_id = services().scheduler.submit(
         project, options, queue=True, extra=extra, priority=priority

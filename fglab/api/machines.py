@@ -82,7 +82,7 @@ def add_project_to_machine(machine_id: str, project_id: str) -> Any:
     """
     store = services().store
     machine = store.get_machine(machine_id)
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     services().broker.add_project(machine["_id"], str(project["_id"]))
     return {"status": "Sent", "machine": machine["_id"], "project": str(project["_id"])}, 202
 

@@ -35,7 +35,7 @@ PRIORITY_PARAMETER = {
 
 def _project(project_id: str, *, missing_is: type = NotFound) -> dict[str, Any]:
     try:
-        return services().store.get_project(project_id)
+        return services().store.projects.get(project_id)
     except NotFound as e:
         raise missing_is(e.message) from None
 
@@ -64,15 +64,15 @@ def create_project() -> Any:
     except SchemaError as e:
         raise BadRequest(str(e)) from None
     store = services().store
-    project_id = store.create_project(name, schema)
-    return store.get_project(project_id)
+    project_id = store.projects.create(name, schema)
+    return store.projects.get(project_id)
 
 
 @blp.route("/projects", methods=["GET"])
 @blp.response(200, description="Every project, sorted by name")
 def list_projects() -> Any:
     """List projects."""
-    return services().store.list_projects()
+    return services().store.projects.all()
 
 
 @blp.route("/projects/<project_id>", methods=["GET"])

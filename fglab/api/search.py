@@ -55,7 +55,7 @@ EXAMPLE_SEARCH = {
 def search(project_id: str) -> Any:
     """Submit a grid or random search; every experiment is queued until a machine takes it."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     body = json_object()
     unknown = sorted(set(body) - BODY_KEYS)
     if unknown:

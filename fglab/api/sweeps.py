@@ -57,7 +57,7 @@ def _driver() -> SweepDriver:
 @blp.alt_response(404, description="No such project")
 def create_sweep(project_id: str) -> Any:
     """Start a sweep; its trials are queued as slots free, `parallelism` at a time."""
-    project = services().store.get_project(project_id)
+    project = services().store.projects.get(project_id)
     body = json_object()
     try:
         sweep = _driver().create(project, body)
@@ -73,7 +73,7 @@ def create_sweep(project_id: str) -> Any:
 def list_sweeps(project_id: str) -> Any:
     """List a project's sweeps, each with its counts and best trial."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     driver = _driver()
     return [driver.view(sweep["_id"]) for sweep in store.sweeps.of_project(project["_id"])]
 
@@ -154,5 +154,5 @@ def _export(sweep_id: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[st
     sweep = store.sweeps.get(object_id(sweep_id, "Sweep ID"))
     if sweep is None:
         raise NotFound(f"Sweep ID {sweep_id} does not exist")
-    project = store.get_project(sweep["project"])
+    project = store.projects.get(sweep["project"])
     return sweep, project, export_rows(sweep, store.sweep_trials(sweep["_id"]))

@@ -118,7 +118,7 @@ _PAGING = [
 def experiments_table(project_id: str) -> Any:
     """Read one sorted, filtered page of a project's experiments."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     query, sort, descending = _read_query(project)
     offset = int_arg("offset", 0, 0, 10**9)
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -146,7 +146,7 @@ def experiments_table(project_id: str) -> Any:
 def experiments_csv(project_id: str) -> Any:
     """Export a project's experiments (the same filters as the table) as CSV."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     query, sort, descending = _read_query(project)
     where = query.to_mongo(project["_id"])
     options = list(project["schema"])
@@ -175,7 +175,7 @@ def experiments_csv(project_id: str) -> Any:
 def experiments_json(project_id: str) -> Any:
     """Export a project's experiments (the same filters as the table) as JSON."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     query, sort, descending = _read_query(project)
     rows = store.iter_experiment_rows(
         project["_id"], sort=sort, descending=descending, where=query.to_mongo(project["_id"])
@@ -190,7 +190,7 @@ def score_names(project_id: str) -> Any:
     """List the score names a project's experiments reported so far (a sweep's objective
     is one of them)."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     return {"scores": store.score_names(project["_id"])}
 
 
@@ -201,7 +201,7 @@ def tag_counts(project_id: str) -> Any:
     """List the tags of a project's experiments, each with how many experiments have it
     (the table's tag chips; `?tag=` filters by them)."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     return {"tags": [{"tag": t, "count": n} for t, n in store.tag_counts(project["_id"])]}
 
 

@@ -70,4 +70,4 @@ def register_webhook() -> Any:
 def list_hooks() -> Any:
     """List webhooks with their delivery history."""
     object_id = request.args.get("object_id") or None
-    return services().store.list_webhooks(object_id)
+    return services().store.webhooks.all(object_id)

@@ -27,7 +27,7 @@ from fglab.sweeps.config import SweepConfig, parse_sweep
 from fglab.sweeps.ended import EndedTrials
 from fglab.sweeps.record import MOVES
 from fglab.sweeps.trials import optuna_state, sweep_view, trial_view
-from tasks.states import TERMINAL, Status
+from tasks.states import ON_MACHINE, TERMINAL
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class SweepDriver:
             if ended:
                 self.store.sweeps.close(sweep_id, ended)
                 continue
-            project = self.store.find_project(sweep["project"])
+            project = self.store.projects.lookup(sweep["project"])
             if project is None:
                 return made
             # A claim whose experiment is missing: its maker stopped in between.
@@ -173,7 +173,7 @@ class SweepDriver:
             )
         except NotFound:
             return False
-        running = doc["_status"] in {Status.CLAIMED, Status.RUNNING}
+        running = doc["_status"] in ON_MACHINE
         if doc.get("_sweep") is None or not running or doc.get("_prune"):
             return False
         sweep = self.store.sweeps.get(doc["_sweep"])

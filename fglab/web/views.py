@@ -1,16 +1,17 @@
 """The pages people use: home, project, experiment and machine.
 
 Each view reads the store and shapes plain display values for its template (times as
-text, which options are defaults, which files are images); ``static/app.js`` does the
-rest through the JSON API. Templates autoescape everything, and data for the script
-travels as ``<script type="application/json">`` blocks. An unknown or malformed ID
-answers the HTML 404 page.
+text, which options are defaults, which files are images); the page's script
+(``static/js/``, a module a page) does the rest through the JSON API. Templates
+autoescape everything, and data for the script travels as ``<script
+type="application/json">`` blocks. An unknown or malformed ID answers the HTML 404 page.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shlex
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -97,7 +98,7 @@ def home() -> str:
             "counts": _ordered_counts(counts.get(p["_id"], {})),
             "total": sum(counts.get(p["_id"], {}).values()),
         }
-        for p in store.list_projects()
+        for p in store.projects.all()
     ]
     machines = [
         {
@@ -117,7 +118,7 @@ def project(project_id: str) -> str:
     """The project: its experiments table (first page here, the rest through the table
     API), the submit form (prefilled from `?clone=<experiment ID>`), searches, machines."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     schema: dict[str, dict] = project["schema"]
     total, experiments = store.experiment_rows(
         project["_id"], sort=FIRST_SORT, descending=True, limit=FIRST_PAGE
@@ -166,7 +167,7 @@ def sweep(sweep_id: str) -> str:
     except BadRequest:  # not an ObjectId: no such page either
         raise NotFound(f"Sweep ID {sweep_id} does not exist") from None
     view = SweepDriver(services().scheduler).view(oid)
-    project = store.get_project(view["project"])
+    project = store.projects.get(view["project"])
     objective = view["objective"]
     histories = store.histories([t["experiment"] for t in view["trials"]]) if objective else {}
     trials = [
@@ -232,7 +233,7 @@ def compare(project_id: str) -> str:
     """Selected experiments side by side: options (differing ones marked) and scores; the
     script overlays their charts series by series."""
     store = services().store
-    project = store.get_project(project_id)
+    project = store.projects.get(project_id)
     schema: dict[str, dict] = project["schema"]
     try:
         ids = parse_ids(request.args.getlist("ids"))
@@ -278,7 +279,7 @@ def experiment(experiment_id: str) -> str:
     except BadRequest:  # not an ObjectId: no such page either
         raise NotFound(f"Experiment ID {experiment_id} does not exist") from None
     try:
-        project = store.get_project(doc.get("_project_id"))
+        project = store.projects.get(doc.get("_project_id"))
     except NotFound:
         project = None
     schema: Mapping[str, Mapping] = project["schema"] if project else {}
@@ -298,6 +299,7 @@ def experiment(experiment_id: str) -> str:
         failure=_failure(doc, status, exit_info),
         queue_position=store.queue_position(doc) if status == Status.QUEUED else None,
         resources=_dict_field(doc, "_resources"),
+        code=_code_shown(doc),
         options=[
             (name, show(value), _is_default(value, schema.get(name)))
             for name, value in options.items()
@@ -345,7 +347,7 @@ def _failure(doc: dict[str, Any], status: str, exit_info: Mapping[str, Any]) -> 
 def machine(machine_id: str) -> str:
     store = services().store
     doc = store.get_machine(machine_id)
-    names = {str(p["_id"]): p["name"] for p in store.list_projects()}
+    names = {str(p["_id"]): p["name"] for p in store.projects.all()}
     projects = _dict_field(doc, "projects")
     running = store.machine_experiments(doc["_id"])
     served = [ObjectId(pid) for pid in projects if ObjectId.is_valid(pid)]
@@ -499,6 +501,15 @@ def _machines_for(project_id: str, machines: list[dict[str, Any]]) -> list[dict[
                 {"id": m["_id"], "hostname": hostname, "live": live, "implements": implements}
             )
     return shown
+
+
+def _code_shown(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``_code`` as the page shows it: the command line quoted as a shell would take it."""
+    code = _dict_field(doc, "_code")
+    command = code.get("command")
+    if isinstance(command, list):
+        code = {**code, "command": shlex.join(str(arg) for arg in command)}
+    return code
 
 
 def _dict_field(doc: Mapping[str, Any], key: str) -> dict[Any, Any]:

@@ -93,8 +93,8 @@ class Stack:
 
     def new_project(self, schema: dict[str, Any] = SCHEMA, capacity: float = 0.25) -> dict:
         """A project the machine implements (with program.py), ready to take experiments."""
-        project_id = self.store.create_project(f"browser-{uuid.uuid4().hex[:6]}", schema)
-        project = self.store.get_project(project_id)
+        project_id = self.store.projects.create(f"browser-{uuid.uuid4().hex[:6]}", schema)
+        project = self.store.projects.get(project_id)
         results = self.root / "results"
         self.implementations[str(project_id)] = {
             "cwd": str(self.root),

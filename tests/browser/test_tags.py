@@ -41,3 +41,19 @@ def test_tags_from_the_form_show_in_the_table_and_filter_it(
     chips.locator('input[name="tag"][value="paper-v2"]').uncheck()
     expect(rows).to_have_count(2)
     assert {rows.nth(i).get_attribute("data-id") for i in range(2)} == {tagged, untagged}
+
+
+def test_the_experiment_page_edits_its_tags(open_page: Callable[..., Page], stack: Stack) -> None:
+    project = stack.new_project()
+    experiment_id = stack.submit(project)
+    page = open_page(f"/experiments/{experiment_id}")
+    section = page.get_by_test_id("tags")
+    section.get_by_label("Tags, comma-separated").fill("ablation, seed:3")
+    section.get_by_role("button", name="Save tags").click()
+    expect(section.locator("#tag-chips .tag")).to_have_text(["ablation", "seed:3"])
+    assert stack.experiment(experiment_id)["_tags"] == ["ablation", "seed:3"]
+
+    section.get_by_label("Tags, comma-separated").fill("two words")
+    section.get_by_role("button", name="Save tags").click()
+    expect(section.locator("#tags-message")).to_contain_text("tag 'two words' is not allowed")
+    assert stack.experiment(experiment_id)["_tags"] == ["ablation", "seed:3"]  # unchanged

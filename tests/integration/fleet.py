@@ -163,7 +163,7 @@ class Fleet:
 
 def new_project(store: Any, schema: Mapping[str, Any] = SCHEMA, prefix: str = "p") -> dict:
     """A project with `schema` and a fresh name, as stored."""
-    return store.get_project(store.create_project(f"{prefix}-{uuid.uuid4().hex[:6]}", schema))
+    return store.projects.get(store.projects.create(f"{prefix}-{uuid.uuid4().hex[:6]}", schema))
 
 
 def implementation(tmp_path: Path, **changes: Any) -> dict[str, Any]:

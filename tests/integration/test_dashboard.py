@@ -393,7 +393,7 @@ def test_every_page_and_export_needs_the_password(locked, store, machine_name) -
     project = upload_schema(locked, EXAMPLE_SCHEMA, "mnist.json")
     assert project.status_code == 401
     store.upsert_machine(machine_name, {})
-    project_id = str(store.create_project("mnist", EXAMPLE_SCHEMA))
+    project_id = str(store.projects.create("mnist", EXAMPLE_SCHEMA))
     urls = [
         "/",
         f"/projects/{project_id}",

@@ -30,7 +30,7 @@ def redis_client(settings):
 @pytest.fixture
 def machine(db, store) -> tuple[str, dict[str, Any]]:
     """A live machine (as its heartbeat writes it) that runs two of the project at once."""
-    project = store.get_project(store.create_project("dispatch", {}))
+    project = store.projects.get(store.projects.create("dispatch", {}))
     name = f"dispatch-{project['_id']}"
     db["machines"].insert_one(
         {
@@ -179,7 +179,7 @@ def test_waiting_weighs_like_priority_so_nothing_starves(
 
 
 def test_queued_experiments_from_before_priorities_get_their_place(db, store) -> None:
-    project_id = store.create_project("legacy", {})
+    project_id = store.projects.create("legacy", {})
     created = datetime(2024, 1, 1, tzinfo=UTC)
     db["experiments"].insert_one(
         {"_project_id": project_id, "_status": "queued", "_created": created}

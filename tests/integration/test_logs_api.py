@@ -59,7 +59,7 @@ def app(settings, store, redis_client):
 @pytest.fixture
 def experiment(store, db, redis_client) -> Iterator[dict[str, Any]]:
     """A running experiment; its log stream is deleted afterwards."""
-    project_id = store.create_project("logs", {})
+    project_id = store.projects.create("logs", {})
     experiment_id = experiments.insert(db, project_id, {}, reservation=Reservation("m", "t"))
     experiments.claim(db, experiment_id, "t", worker_pid=0)
     experiments.start(db, experiment_id, pid=0, argv=["program"], results_dir="results")

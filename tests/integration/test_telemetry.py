@@ -90,7 +90,7 @@ def redis_client(settings) -> Iterator[Redis]:
 def test_telemetry_reaches_record_pages_and_experiment_and_a_failing_gpu_leaves_the_ledger(
     db, store, client, settings, redis_client, program, tmp_path
 ) -> None:
-    project = store.get_project(store.create_project("telemetry", {}))
+    project = store.projects.get(store.projects.create("telemetry", {}))
     name = f"gpu-box-{ObjectId()}"
     settings = settings.with_changes(machine_name=name, heartbeat=0.5)
     settings.projects_file.write_text(

@@ -13,11 +13,11 @@ T0 = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 
 
 class FakeStore:
-    """The two Store methods Activity calls, over a list of documents."""
+    """What Activity calls of the Store, over a list of documents."""
 
     def __init__(self) -> None:
         self.docs: list[dict[str, Any]] = []
-        self.projects = {ObjectId("5f2a00000000000000000001"): {"name": "demo"}}
+        self.projects = FakeProjects({ObjectId("5f2a00000000000000000001"): {"name": "demo"}})
 
     def experiments_moved_since(self, since: datetime) -> list[dict[str, Any]]:
         return [
@@ -26,8 +26,12 @@ class FakeStore:
             if any(d.get(f) is not None and d[f] >= since for f in ("_started", "_finished"))
         ]
 
-    def find_project(self, project_id: object) -> dict[str, Any] | None:
-        return self.projects.get(project_id)  # type: ignore[call-overload]
+
+class FakeProjects(dict):
+    """The project record's one read Activity calls."""
+
+    def lookup(self, project_id: object) -> dict[str, Any] | None:
+        return self.get(project_id)
 
 
 def experiment(store: FakeStore, **fields: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from config import Settings
 from fglab.sweeps import record
 from tasks import contract, experiments, history, machines
@@ -90,7 +92,7 @@ def test_experiment_field_names() -> None:
         "_token", "_gpu", "_waiting", "_timeout", "_kill_requested", "_worker_pid", "_pid",
         "_pgid", "_argv", "_results_dir", "_exit", "_log", "_reaped", "_result_notes",
         "_hooks", "_sweep", "_trial", "_prune", "_step", "_priority", "_queue_at",
-        "_resources", "_resource_samples", "_run_dir", "_gaps",
+        "_resources", "_resource_samples", "_run_dir", "_gaps", "_code", "_rerun_of",
     )  # fmt: skip
     assert experiments.exit_record("why", code=1, signal=None) == {
         "code": 1,
@@ -158,6 +160,24 @@ def test_a_machine_without_a_readable_heartbeat_is_not_live() -> None:
 
 def test_the_api_may_set_only_the_users_fields_and_plain_custom_names() -> None:
     assert all(experiments.user_writable(n) for n in ("_notes", "_scores", "_charts", "acc"))
-    for name in ("_results_dir", "_run_dir", "_pgid", "_token", "_status", "_anything_new"):
+    for name in (
+        "_results_dir", "_run_dir", "_pgid", "_token", "_status", "_code", "_rerun_of",
+        "_anything_new",
+    ):  # fmt: skip
         assert not experiments.user_writable(name)
     assert not experiments.SYSTEM_FIELDS & experiments.USER_FIELDS
+
+
+def test_an_experiment_event_travels_as_the_tasks_keyword_arguments() -> None:
+    from tasks.contract import FINISHED, PROGRESS, ExperimentEvent
+
+    event = ExperimentEvent("6b15", PROGRESS, step=3)
+    assert event.to_dict() == {
+        "experiment_id": "6b15", "event": "progress", "hooks": True, "step": 3, "trial": True,
+    }  # fmt: skip
+    assert ExperimentEvent.from_dict(event.to_dict()) == event
+    # A message from an older worker carries only what it knew.
+    old = ExperimentEvent.from_dict({"experiment_id": "6b15", "event": "finished"})
+    assert (old.event, old.hooks, old.trial) == (FINISHED, True, True)
+    with pytest.raises(ValueError, match="event 'paused' is not one of"):
+        ExperimentEvent("6b15", "paused")

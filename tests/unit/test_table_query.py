@@ -42,6 +42,20 @@ def test_a_contains_condition_is_an_escaped_case_insensitive_regex() -> None:
     }
 
 
+def test_a_commit_is_text_and_a_short_one_matches_as_a_prefix() -> None:
+    whole = "1234567" + "a" * 33
+    assert parse_condition("_code.commit=1234567").to_mongo() == {
+        "_code.commit": {"$regex": "^1234567"}
+    }
+    assert parse_condition(f"_code.commit={whole.upper()}").to_mongo() == {
+        "_code.commit": {"$eq": whole}
+    }
+    assert parse_condition("_code.commit!=12345").to_mongo() == {"_code.commit": {"$ne": "12345"}}
+    assert parse_condition("_code.dirty=true") == Condition("_code.dirty", "=", True)
+    with pytest.raises(QueryError, match=r"_code\.commit or a custom field"):
+        check_field("_code.diff")
+
+
 @pytest.mark.parametrize(
     "name", ["$where", "_charts", "_scores.", "_options.a.b", "a..b", "_scores.$gt", "x\0y", ""]
 )

@@ -188,7 +188,7 @@ def run_load(
     `store` creates the project; `db` (the database `store` wraps) is read directly.
     """
     launches = root / "launches.txt"
-    project_id = store.create_project(f"load-{uuid.uuid4().hex[:6]}", {})
+    project_id = store.projects.create(f"load-{uuid.uuid4().hex[:6]}", {})
     names = [f"load{index}-{uuid.uuid4().hex[:6]}" for index in range(machines)]
     fleet.start_scheduler()
     for name in names:

@@ -12,6 +12,7 @@ export function experimentPage() {
   const data = pageData();
   const base = `/api/v1/experiments/${data.experiment_id}`;
   setupNotes(base);
+  setupTags(base);
   setupKill(base);
   setupRerun(base);
   setupFront(base);
@@ -108,6 +109,31 @@ function renderScores(scores) {
 }
 
 /** Save the notes every 0.5 s while they change; a failed save waits for the next edit. */
+/** Tags: the field's comma-separated list saved on submit (PUT `_tags`), the chips redrawn
+ * from what the server kept. */
+function setupTags(base) {
+  const form = document.getElementById("tags-form");
+  const input = document.getElementById("tags-input");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const tags = input.value.split(",").map((tag) => tag.trim()).filter(Boolean);
+    try {
+      const doc = await api("PUT", base, { _tags: tags });
+      const kept = Array.isArray(doc._tags) ? doc._tags : [];
+      document.getElementById("tag-chips").replaceChildren(...kept.flatMap((tag) => {
+        const chip = document.createElement("span");
+        chip.className = "tag";
+        chip.textContent = tag;
+        return [chip, " "];
+      }));
+      input.value = kept.join(", ");
+      say("tags-message", "Saved");
+    } catch (error) {
+      say("tags-message", `Not saved: ${error.message}`, true);
+    }
+  });
+}
+
 function setupNotes(base) {
   const box = document.getElementById("notes");
   let saved = box.value;
