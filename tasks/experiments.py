@@ -471,8 +471,10 @@ def finish(
     exit: Mapping[str, Any],
     *,
     log: Mapping[str, Any] | None = None,
+    code: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """claimed or running -> success, fail, killed, timeout or pruned, with its ``_exit``.
+    """claimed or running -> success, fail, killed, timeout or pruned, with its ``_exit``
+    (and its ``_code`` when a short run stores it with its end: `code_record`).
 
     A kill that a sweep asked for (:func:`request_prune`) ends as ``pruned``, its reason
     the pruner's. Returns the document after, or None when another move won (the
@@ -487,6 +489,8 @@ def finish(
     fields: dict[str, Any] = {STATUS: str(status), FINISHED: now(), EXIT: exit}
     if log is not None:
         fields[LOG] = dict(log)
+    if code is not None:
+        fields[CODE] = dict(code)
     return _move(db, "finish", experiment_id, fields)
 
 
@@ -615,7 +619,7 @@ def record_resources(
 CODE_DIFF_INLINE = 64 * 1024
 
 
-def record_code(
+def code_record(
     db: Database,
     experiment_id: ObjectId,
     project_id: ObjectId | None,
@@ -624,12 +628,12 @@ def record_code(
     *,
     inline: int = CODE_DIFF_INLINE,
 ) -> dict[str, Any]:
-    """Store ``_code``, the code a run ran: ``command``, ``host``, ``python``/``node``, and
-    for a git checkout ``repo``, ``commit``, ``branch``, ``dirty`` and ``diff``.
+    """``_code`` as stored, the code a run ran: ``command``, ``host``, ``python``/``node``,
+    and for a git checkout ``repo``, ``commit``, ``branch``, ``dirty`` and ``diff``.
 
     A diff longer than `inline` bytes is kept whole as the experiment's unlisted GridFS
     file ``code.diff`` (``diff_file``), and ``diff`` holds its start, with
-    ``diff_truncated: true``. Returns the ``_code`` stored.
+    ``diff_truncated: true``.
     """
     record = dict(code)
     if diff is not None:
@@ -642,8 +646,27 @@ def record_code(
             record["diff"] = data[:inline].decode("utf-8", errors="ignore")
             record["diff_file"] = put_code_diff(db, experiment_id, project_id, data)
             record["diff_bytes"] = len(data)
-    _experiments(db).update_one({ID: experiment_id}, {"$set": {CODE: record}})
     return record
+
+
+def record_code(
+    db: Database,
+    experiment_id: ObjectId,
+    project_id: ObjectId | None,
+    code: Mapping[str, Any],
+    diff: str | None = None,
+    *,
+    inline: int = CODE_DIFF_INLINE,
+) -> dict[str, Any]:
+    """Store ``_code`` (`code_record`) on a running experiment; returns what was stored."""
+    record = code_record(db, experiment_id, project_id, code, diff, inline=inline)
+    set_code(db, experiment_id, record)
+    return record
+
+
+def set_code(db: Database, experiment_id: ObjectId, record: Mapping[str, Any]) -> None:
+    """Store a prepared ``_code`` (`code_record`)."""
+    _experiments(db).update_one({ID: experiment_id}, {"$set": {CODE: dict(record)}})
 
 
 def add_result_notes(db: Database, experiment_id: ObjectId, notes: Sequence[str]) -> None:

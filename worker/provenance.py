@@ -137,10 +137,12 @@ def git_state(folder: Path) -> dict[str, Any] | None:
 
 
 class Probe:
-    """`describe` in a thread of its own, then `record` of what it found, so the program
-    starts without waiting on git.
+    """`describe` in a thread of its own, so the program starts without waiting on git;
+    then `record` of what it found, unless the run ends first.
 
-    `wait` returns what it found once recorded (None if it failed or ran out of time).
+    A run that ends within `hold` seconds of the launch takes the code (`take`) and
+    stores it with its end, one write fewer for short runs; a longer one has its code
+    recorded as soon as the hold is over, so its page shows it while it runs.
     """
 
     def __init__(
@@ -150,8 +152,15 @@ class Probe:
         args: Sequence[str],
         env: Mapping[str, str],
         record: Callable[[Code], None],
+        hold: float = 0.0,
     ) -> None:
         self._result: Code | None = None
+        self._found = threading.Event()
+        self._ended = threading.Event()
+        self._lock = threading.Lock()
+        self._taken = False
+        self._recording = False
+        self._hold = hold
         self._thread = threading.Thread(
             target=self._run,
             args=(list(argv), cwd, list(args), dict(env), record),
@@ -169,14 +178,38 @@ class Probe:
         record: Callable[[Code], None],
     ) -> None:
         try:
-            code = describe(argv, cwd, args, env)
-            record(code)
-            self._result = code
+            self._result = describe(argv, cwd, args, env)
         except Exception:  # a run without its _code still runs
+            logger.exception("finding the code of %s failed", argv[:1])
+            return
+        finally:
+            self._found.set()
+        self._ended.wait(self._hold)
+        with self._lock:
+            if self._taken:
+                return
+            self._recording = True
+        try:
+            record(self._result)
+        except Exception:
             logger.exception("recording the code of %s failed", argv[:1])
 
     def wait(self, timeout: float = 4 * CALL_TIMEOUT) -> Code | None:
-        self._thread.join(timeout)
+        """What it found (None if it failed or ran out of time), recorded or not."""
+        self._found.wait(timeout)
+        return self._result
+
+    def take(self, timeout: float = 4 * CALL_TIMEOUT) -> Code | None:
+        """At the run's end: its code for the caller to store with the end, or None when
+        the probe recorded it already (or found none). Waits for a record under way."""
+        with self._lock:
+            self._taken = True
+            recording = self._recording
+        self._ended.set()
+        if recording:
+            self._thread.join(timeout)
+            return None
+        self._found.wait(timeout)
         return self._result
 
 

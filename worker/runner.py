@@ -51,6 +51,9 @@ TICK = 0.25
 SYNC_EVERY = 1.0
 #: Seconds at least between the passes over JSON results that their writes set off.
 QUICK_SYNC_GAP = 0.02
+#: A run that ends within this many seconds of its launch stores its ``_code`` with its
+#: end (one write fewer); a longer one has it recorded when the hold is over.
+CODE_HOLD = 1.0
 
 
 @dataclass
@@ -226,8 +229,7 @@ def _run(
         log = _persist(
             machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"])
         )
-        probe.wait()
-        ended = _finish(machine, doc, outcome, log=log)
+        ended = _finish(machine, doc, outcome, log=log, code=_taken_code(machine, doc, probe))
         _persist(machine, "counting a start failure", lambda: machine.record_start_failure(reason))
         shutil.rmtree(run_dir, ignore_errors=True)
         return outcome, ended
@@ -273,7 +275,26 @@ def _code_probe(
             ),
         )
 
-    return provenance.Probe(argv, implementation.cwd, implementation.args, env, record)
+    return provenance.Probe(
+        argv, implementation.cwd, implementation.args, env, record, hold=CODE_HOLD
+    )
+
+
+def _taken_code(
+    machine: Machine, doc: dict[str, Any], probe: provenance.Probe
+) -> dict[str, Any] | None:
+    """At the run's end: its ``_code`` to store with the end, None when the probe
+    recorded it already (a run longer than `CODE_HOLD`) or found none."""
+    code = probe.take()
+    if code is None:
+        return None
+    return _persist(
+        machine,
+        f"storing the code diff of {doc['_id']}",
+        lambda: experiments.code_record(
+            machine.db, doc["_id"], doc["_project_id"], code.fields, code.diff
+        ),
+    )
 
 
 def _say_if_code_differs(
@@ -391,12 +412,17 @@ def _follow(
             outcome.reason += f"\n--- last lines of stderr ---\n{tail}"
     log = _persist(machine, "storing the log", lambda: sink.close(machine.db, doc["_project_id"]))
     landed = _final_upload(results, machine.settings.mongo_retry)
-    if probe is not None:
-        probe.wait()
+    code = _taken_code(machine, doc, probe) if probe is not None else None
     if outcome.status == Status.LOST or doc["_status"] == str(Status.LOST):
+        if code is not None:
+            _persist(
+                machine,
+                f"recording the code of {doc['_id']}",
+                lambda: experiments.set_code(machine.db, doc["_id"], code),
+            )
         ended = _lose(machine, doc, outcome.reason, log)
     else:
-        ended = _finish(machine, doc, outcome, log=log)
+        ended = _finish(machine, doc, outcome, log=log, code=code)
     if landed:
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(supervised.run_dir, ignore_errors=True)
@@ -538,14 +564,21 @@ def _final_upload(results: ResultsSync, patience: float) -> bool:
 
 
 def _finish(
-    machine: Machine, doc: dict[str, Any], outcome: Outcome, log: dict[str, Any] | None = None
+    machine: Machine,
+    doc: dict[str, Any],
+    outcome: Outcome,
+    log: dict[str, Any] | None = None,
+    code: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Store the end; returns the document after, None when the sweep had lost it."""
+    """Store the end (with the run's `code` when it is not stored yet); returns the
+    document after, None when the sweep had lost it."""
     exit = experiments.exit_record(outcome.reason, code=outcome.code, signal=outcome.signal)
     ended = _persist(
         machine,
         f"storing the end of {doc['_id']}",
-        lambda: experiments.finish(machine.db, doc["_id"], outcome.status, exit, log=log),
+        lambda: experiments.finish(
+            machine.db, doc["_id"], outcome.status, exit, log=log, code=code
+        ),
     )
     logger.info(
         "experiment %s: %s (%s)", doc["_id"], outcome.status, outcome.reason.splitlines()[0]

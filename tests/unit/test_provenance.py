@@ -117,3 +117,31 @@ def test_a_rerun_line_only_when_the_commits_differ() -> None:
         "code: this rerun runs no git commit (its folder is not a checkout), "
         "the original ran aaaaaaa\n"
     )
+
+
+def test_a_run_that_ends_within_the_hold_takes_its_code_unrecorded(repo: Path) -> None:
+    recorded: list[provenance.Code] = []
+    probe = provenance.Probe(["sh", "-c", "true"], repo, [], {}, recorded.append, hold=30)
+    assert probe.wait() is not None  # found, held back
+
+    code = probe.take()
+
+    assert code is not None and code.commit == git(repo, "rev-parse", "HEAD").strip()
+    assert recorded == []  # the caller stores it with the run's end
+
+
+def test_a_run_longer_than_the_hold_has_its_code_recorded_by_the_probe(repo: Path) -> None:
+    import threading
+
+    done = threading.Event()
+    recorded: list[provenance.Code] = []
+
+    def record(code: provenance.Code) -> None:
+        recorded.append(code)
+        done.set()
+
+    probe = provenance.Probe(["sh", "-c", "true"], repo, [], {}, record, hold=0)
+    assert done.wait(20)
+
+    assert probe.take() is None  # already stored: nothing for the end to write
+    assert len(recorded) == 1
