@@ -4,6 +4,7 @@
     ├── BadRequest (ValueError) -> 400
     ├── NotFound (LookupError)  -> 404
     ├── Conflict                -> 409
+    ├── TooLarge                -> 413 (a body past a cap; the message says the cap)
     ├── NoCapacity              -> 501 (the original's "No machine capacity available")
     └── Unavailable             -> 503 (MongoDB or Redis out of reach)
 
@@ -31,6 +32,10 @@ class NotFound(FGLabError, LookupError):
 
 class Conflict(FGLabError):
     status = 409
+
+
+class TooLarge(FGLabError):
+    status = 413
 
 
 class NoCapacity(FGLabError):

@@ -41,6 +41,8 @@ _CONDITION = re.compile(
     r"^\s*(?P<field>[^<>=!~\s][^<>=!~]*?)\s*(?P<op><=|>=|!=|=|<|>|~)\s*(?P<value>.*?)\s*$"
 )
 _OPERATORS = {"=": "$eq", "!=": "$ne", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+#: The integers MongoDB stores (BSON's int64).
+_INT64 = (-(2**63), 2**63 - 1)
 #: The most IDs one request may ask for (a page's visible rows).
 MAX_IDS = 500
 MAX_TEXT = 200
@@ -97,6 +99,12 @@ def parse_condition(text: str) -> Condition:
         value = raw
     if isinstance(value, dict | list):
         value = raw
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if whole and not _INT64[0] <= value <= _INT64[1]:
+        raise QueryError(
+            f"filter value {raw} in {text!r} is beyond a 64-bit integer; use a number "
+            f"from {_INT64[0]} to {_INT64[1]}, or a decimal such as {raw}.0"
+        )
     if match["op"] == "~" and not isinstance(value, str):
         value = raw
     if name == "_id":

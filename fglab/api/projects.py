@@ -11,12 +11,15 @@ from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, doc_multipart, json_body, parse_json
 from fglab.api.params import TAG_PARAMETER, priority_arg, seconds_arg, tags_arg
-from fglab.errors import BadRequest, NotFound
+from fglab.errors import BadRequest, NotFound, TooLarge
 from fglab.extensions import services
 from fglab.schema import OptionsError, SchemaError, validate_options, validate_schema
 
 blp = Blueprint("projects", __name__, url_prefix="/api/v1", description="Projects and submission")
 
+#: The most option sets one batch may hold (as a search's combinations and a sweep's
+#: budget): one request must not fill the store.
+MAX_BATCH = 10_000
 EXAMPLE_OPTIONS = {"seed": 123, "model": "cnn.v2", "L2": True}
 TIMEOUT_PARAMETER = {
     "in": "query",
@@ -157,12 +160,18 @@ def submit_experiment(project_id: str) -> Any:
 )
 @blp.response(201, description='{"status": "Started", "_ids": [...]}')
 @blp.alt_response(400, description="No such project, or the first invalid option set")
+@blp.alt_response(413, description="More than 10,000 option sets")
 def submit_batch(project_id: str) -> Any:
     """Submit a batch: stored queued in one write, then placed by the dispatcher."""
     project = _project(project_id, missing_is=BadRequest)
     body = json_body()
     if not isinstance(body, list) or not body:
         raise BadRequest("Batch body must be a non-empty JSON list of option sets")
+    if len(body) > MAX_BATCH:
+        raise TooLarge(
+            f"Batch of {len(body):,} option sets is over the cap of {MAX_BATCH:,}; "
+            "send it in parts, or use a search or a sweep"
+        )
     option_sets = [_valid_options(project, options) for options in body]
     ids = services().store.new_experiments(
         project["_id"], option_sets, extra=_submission_fields(), priority=priority_arg()

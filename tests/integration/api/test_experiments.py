@@ -389,3 +389,13 @@ def test_unknown_experiment_is_404(client, db, method: str, suffix: str) -> None
     assert response.status_code == 404
     assert response.get_json() == {"error": f"Experiment ID {missing} does not exist"}
     assert counts(db) == dict.fromkeys(counts(db), 0)
+
+
+def test_a_batch_over_the_cap_is_a_413_that_stores_nothing(client, db, project) -> None:
+    stored = counts(db)
+    answer = client.post(f"/api/v1/projects/{project['_id']}/batch", json=[{}] * 10_001)
+    assert answer.status_code == 413
+    assert answer.get_json()["error"].startswith(
+        "Batch of 10,001 option sets is over the cap of 10,000"
+    )
+    assert counts(db) == stored

@@ -285,3 +285,14 @@ def test_json_export_is_every_filtered_row_in_the_tables_shape(client, project, 
     assert "_charts" not in rows[0] and "big" not in rows[0]
     assert rows[0]["_options"]["seed"] == 5
     assert rows[-1]["_status"] == "success"
+
+
+def test_a_filter_integer_beyond_64_bits_is_a_400_naming_it(client, project) -> None:
+    answer = client.get(
+        f"/api/v1/projects/{project['_id']}/experiments/table",
+        query_string={"filter": "_scores.loss=99999999999999999999"},
+    )
+    assert answer.status_code == 400
+    assert answer.get_json()["error"].startswith(
+        "filter value 99999999999999999999 in '_scores.loss=99999999999999999999' is beyond"
+    )
