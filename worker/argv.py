@@ -13,7 +13,7 @@ The experiment ID travels like any other option: the caller puts it in ``options
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 #: FGMachine's option styles (projects.json ``options``), see :func:`build_argv`.
 STYLES: tuple[str, ...] = ("plain", "single-dash", "double-dash", "function")
@@ -103,6 +103,17 @@ def gpu_env(gpu: int | None) -> dict[str, str]:
     still see only their card (as card 0, which is why ``gpu_command`` gets the index).
     """
     return {} if gpu is None else {"CUDA_VISIBLE_DEVICES": str(int(gpu))}
+
+
+#: FGLab's secrets in the worker's environment: a program is not given them (it could
+#: read or write every experiment, or log in) unless its projects.json entry names one in
+#: ``pass_env``.
+SECRET_VARIABLES = frozenset({"PASSWORD", "MONGODB_URI", "REDIS_URL", "FGLAB_TOKEN"})
+
+
+def program_env(environ: Mapping[str, str], passed: Collection[str] = ()) -> dict[str, str]:
+    """The worker's environment without FGLab's secrets, but those `passed` by name."""
+    return {k: v for k, v in environ.items() if k not in SECRET_VARIABLES or k in passed}
 
 
 #: The variable that tells a program its results folder (``fglab/report.py`` reads it).

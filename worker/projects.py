@@ -3,7 +3,9 @@
 The format is FGMachine's: a JSON object keyed by FGLab project ID, each entry naming the
 working directory, command, first args, option style, boolean mode, capacity and results
 folder, plus the optional ``gpu_capacity``/``gpu_command`` and two new optional limits,
-``timeout`` and ``kill_grace`` (seconds). :func:`parse_projects` is pure;
+``timeout`` and ``kill_grace`` (seconds), and ``pass_env``: the names of FGLab's own
+secrets (`worker.argv.SECRET_VARIABLES`) the program may see, which it is otherwise not
+given. :func:`parse_projects` is pure;
 :class:`ProjectsFile` adds the file: reload on change, keep the last good version when an
 edit breaks it, and FGLab's "Add to machine" template.
 """
@@ -61,6 +63,8 @@ class Implementation:
     gpu_command: str | None = None
     timeout: float | None = None
     kill_grace: float | None = None
+    #: FGLab secrets (`worker.argv.SECRET_VARIABLES`) the program is given all the same.
+    pass_env: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """What FGLab's scheduler and option checks need; never paths or commands."""
@@ -298,6 +302,7 @@ def _implementation(project_id: str, entry: object, base_dir: Path) -> Implement
         gpu_command=gpu_command or None,
         timeout=seconds("timeout", zero_ok=False),
         kill_grace=seconds("kill_grace", zero_ok=True),
+        pass_env=_names(where, fields.get("pass_env")),
     )
 
 
@@ -319,6 +324,16 @@ def _number(where: str, key: str, value: object, use: str) -> float | None:
             if math.isfinite(result):
                 return result
     raise ProjectsError(f"{where} has {key} {_show(value)}; {use}")
+
+
+def _names(where: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(n, str) and n for n in value):
+        return tuple(value)
+    raise ProjectsError(
+        f'{where} has pass_env {_show(value)}; use a list of variable names, e.g. ["REDIS_URL"]'
+    )
 
 
 def _args(where: str, value: object) -> tuple[str, ...]:

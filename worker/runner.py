@@ -33,7 +33,7 @@ from tasks import counts, experiments
 from tasks.contract import FINISHED, PROGRESS, STARTED, ExperimentEvent, RunRequest
 from tasks.states import ON_MACHINE, Status
 from worker import provenance, supervision
-from worker.argv import build_argv, gpu_env, results_env
+from worker.argv import build_argv, gpu_env, program_env, results_env
 from worker.changes import FileChanges
 from worker.logs import LogSink
 from worker.machine import Machine, Running
@@ -206,7 +206,11 @@ def _run(
     folder = implementation.results / str(experiment_id)
     run_dir = _run_dir(machine, experiment_id)
     sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
-    env = {**os.environ, **gpu_env(request.gpu), **results_env(str(folder.absolute()))}
+    env = {
+        **program_env(os.environ, implementation.pass_env),
+        **gpu_env(request.gpu),
+        **results_env(str(folder.absolute())),
+    }
     probe = _code_probe(machine, doc, argv, implementation, env)
     if doc.get(experiments.RERUN_OF) is not None:
         _say_if_code_differs(machine, doc, probe, sink)

@@ -95,9 +95,16 @@ class Fleet:
         return path
 
     def start_machine(
-        self, machine: str, projects: Mapping[str, Any], *, gpus: int = 0, concurrency: int = 8
+        self,
+        machine: str,
+        projects: Mapping[str, Any],
+        *,
+        gpus: int = 0,
+        concurrency: int = 8,
+        env: Mapping[str, str] | None = None,
     ) -> Process:
-        """A machine worker: ``celery -A worker worker -Q machine-<name>``."""
+        """A machine worker: ``celery -A worker worker -Q machine-<name>`` (with `env`
+        added to its environment)."""
         path = self.write_projects(machine, projects)
         env = settings_env(
             self.settings,
@@ -105,6 +112,7 @@ class Fleet:
             FGLAB_PROJECTS_FILE=path,
             FGLAB_GPUS=gpus,
             FGLAB_WORKER_CONCURRENCY=concurrency,
+            **(env or {}),
         )
         command = [
             sys.executable, "-m", "celery", "-A", "worker", "worker",

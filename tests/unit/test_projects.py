@@ -356,3 +356,14 @@ def test_add_template_keeps_file_mode(projects_path: Path) -> None:
 def test_add_template_empty_id(projects_path: Path) -> None:
     with pytest.raises(ValueError, match="project ID '' must be a non-empty string"):
         ProjectsFile(projects_path).add("")
+
+
+def test_pass_env_names_the_secrets_a_program_may_see(tmp_path: Path) -> None:
+    from worker.argv import program_env
+
+    assert parse_one(tmp_path).pass_env == ()
+    impl = parse_one(tmp_path, pass_env=["REDIS_URL"])
+    environ = {"PATH": "/bin", "PASSWORD": "p", "REDIS_URL": "redis://x", "MONGODB_URI": "m"}
+    assert program_env(environ, impl.pass_env) == {"PATH": "/bin", "REDIS_URL": "redis://x"}
+    with pytest.raises(ProjectsError, match="has pass_env 'REDIS_URL'; use a list of variable"):
+        parse_one(tmp_path, pass_env="REDIS_URL")

@@ -86,6 +86,9 @@ def main() -> int:
         (folder / "log.txt").write_text("epoch 1\nepoch 2\n")
         print("done writing", flush=True)
         return 0
+    if mode == "env":  # which variables it was given, as a custom field
+        (folder / "env.json").write_text(json.dumps({"EnvNames": sorted(os.environ)}))
+        return 0
     if mode == "sleep":
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
         print(f"started {opts['_id']} gpu={gpu} argv={sys.argv[1:]}", flush=True)
