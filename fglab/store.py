@@ -40,8 +40,6 @@ ROW_FIELDS = (
     "_id", "_status", "_options", "_scores", "_created", "_started", "_finished", "_notes",
     "_machine_id", "_tags",
 )  # fmt: skip
-#: Sort indexes made on first use (see Store._sort_index), at most.
-MAX_SORT_INDEXES = 40
 
 
 def now() -> datetime:
@@ -149,7 +147,8 @@ class Store:
         replaces the project and `statuses` filter; it must name the project itself.
         """
         query = self._rows_query(project_id, statuses, where)
-        rows = list(self._rows_cursor(query, sort, descending).skip(offset).limit(limit))
+        cursor = self._rows_cursor(project_id, query, sort, descending)
+        rows = list(cursor.skip(offset).limit(limit))
         # A first page that is not full holds every match: no count needed (the rows a
         # page polls by ID always are such a page).
         whole = not offset and (not limit or len(rows) < limit)
@@ -173,7 +172,7 @@ class Store:
         """Every matching row, `ROW_FIELDS` only, read `batch_size` at a time from one
         cursor (for exports: memory stays flat whatever the count)."""
         query = self._rows_query(project_id, (), where)
-        yield from self._rows_cursor(query, sort, descending).batch_size(batch_size)
+        yield from self._rows_cursor(project_id, query, sort, descending).batch_size(batch_size)
 
     def score_names(
         self, project_id: ObjectId, where: Mapping[str, Any] | None = None, newest: int = 10_000
@@ -239,27 +238,22 @@ class Store:
             query["_status"] = {"$in": sorted(statuses)}
         return query
 
-    def _rows_cursor(self, query: Mapping[str, Any], sort: str, descending: bool) -> Cursor:
-        self._sort_index(sort)
+    def _rows_cursor(
+        self, project_id: ObjectId, query: Mapping[str, Any], sort: str, descending: bool
+    ) -> Cursor:
+        self._sort_index(project_id, sort)
         direction = DESCENDING if descending else ASCENDING
         return self._experiments.find(query, dict.fromkeys(ROW_FIELDS, 1)).sort(
             [(sort, direction), ("_id", direction)]
         )
 
-    def _sort_index(self, field: str) -> None:
-        """Make the (project, field) index a table sorted by `field` needs, once.
-
-        Score and option names are the researchers', so they cannot be indexed ahead;
-        each gets its index the first time someone sorts by it. MongoDB allows 64
-        indexes a collection: past `MAX_SORT_INDEXES` a sort runs unindexed (slower on
-        big projects) rather than fail.
-        """
+    def _sort_index(self, project_id: ObjectId, field: str) -> None:
+        """Make the (project, field) index a table sorted by `field` needs, once a process
+        (`tasks.experiments.ensure_sort_index`: only for a field the project has)."""
         if field in self._sort_indexes:
             return
-        if len(self._sort_indexes) >= MAX_SORT_INDEXES:
-            return
-        experiments.ensure_sort_index(self._db, field)
-        self._sort_indexes.add(field)
+        if experiments.ensure_sort_index(self._db, project_id, field):
+            self._sort_indexes.add(field)
 
     def get_experiment(
         self, experiment_id: object, fields: Collection[str] | None = None

@@ -124,9 +124,29 @@ def ensure_indexes(db: Database) -> None:
     _experiments(db).create_index([(PROJECT, ASCENDING), (TAGS, ASCENDING)])
 
 
-def ensure_sort_index(db: Database, field: str) -> None:
-    """The (project, `field`) index a table sorted by `field` needs."""
-    _experiments(db).create_index([(PROJECT, ASCENDING), (field, ASCENDING)])
+#: The most indexes FGLab gives the experiments collection (MongoDB allows 64): past it a
+#: table sorted by a field without one runs unindexed (slower on big projects), not fails.
+MAX_INDEXES = 50
+
+
+def ensure_sort_index(db: Database, project_id: ObjectId, field: str) -> bool:
+    """Make the (project, `field`) index a table sorted by `field` needs, when one of the
+    project's experiments has `field` and the collection has room; whether it exists.
+
+    Score, option and custom names are the researchers', so they cannot be indexed ahead;
+    a name no experiment has gets none (a request cannot spend the collection's indexes),
+    and the room is counted from the collection's real indexes, not a count kept here.
+    """
+    if _experiments(db).find_one({PROJECT: project_id, field: {"$exists": True}}, {ID: 1}) is None:
+        return False
+    indexes = _experiments(db).index_information()
+    keys = [(PROJECT, ASCENDING), (field, ASCENDING)]
+    if any(list(info.get("key", [])) == keys for info in indexes.values()):
+        return True
+    if len(indexes) >= MAX_INDEXES:
+        return False
+    _experiments(db).create_index(keys)
+    return True
 
 
 def list_file(db: Database, experiment_id: ObjectId, entry: Mapping[str, Any]) -> None:

@@ -80,6 +80,27 @@ def test_sorting_by_a_score_makes_its_index(client, db, project, scored) -> None
     ]
 
 
+def test_a_sort_by_a_name_no_experiment_has_makes_no_index(client, db, project, scored) -> None:
+    before = len(db["experiments"].index_information())
+    for n in range(5):
+        table(client, project, sort=f"_scores.x{n}")
+        table(client, project, sort=f"custom{n}")
+    assert len(db["experiments"].index_information()) == before
+
+
+def test_past_the_index_cap_a_sort_runs_unindexed(client, db, project, scored, monkeypatch) -> None:
+    import tasks.experiments
+
+    monkeypatch.setattr(
+        tasks.experiments, "MAX_INDEXES", len(db["experiments"].index_information())
+    )
+    db["experiments"].update_many({}, {"$set": {"depth": 3}})
+    answer = table(client, project, sort="depth")
+    assert answer["total"] == 6
+    keys = [list(spec["key"]) for spec in db["experiments"].index_information().values()]
+    assert not any(field == "depth" for key in keys for field, _ in key)
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
