@@ -91,6 +91,13 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a yes/no value; use true or false")
 
 
+def _names(name: str, raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    if not names:
+        raise SettingsError(f"{name} is empty; name hosts, comma-separated (lab.example.org)")
+    return names
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw)).expanduser()
 
@@ -115,6 +122,10 @@ class Settings:
     flower_url: str | None = None
     #: With a password, every page and API call needs it.
     password: str | None = None
+    #: `fglab web` listens beyond loopback without a password only when this is set.
+    allow_open: bool = False
+    #: Host names FGLab answers to (the Host header; against DNS rebinding); none: any.
+    trusted_hosts: tuple[str, ...] = ()
     #: This machine's name; its queue is ``machine-<name>``.
     machine_name: str = ""
     #: Where embedded services, uploads in transit and default results live.
@@ -218,6 +229,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_FLOWER_PORT": ("flower_port", _int_in(1, 65535)),
     "FGLAB_FLOWER_URL": ("flower_url", _url("http", "https")),
     "PASSWORD": ("password", _text),
+    "FGLAB_ALLOW_OPEN": ("allow_open", _bool),
+    "FGLAB_TRUSTED_HOSTS": ("trusted_hosts", _names),
     "FGLAB_MACHINE": ("machine_name", _text),
     "FGLAB_DATA_DIR": ("data_dir", _path),
     "FGLAB_PROJECTS_FILE": ("projects_file", _path),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from pymongo.errors import ConnectionFailure, OperationFailure, ServerSelectionTimeoutError
 from redis import Redis
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -56,6 +56,7 @@ def create_app(
         settings=settings, store=store, scheduler=scheduler, broker=broker, redis=redis
     )
     _install_error_handlers(app)
+    _check_hosts(app, settings.trusted_hosts)
     install_auth(app, settings.password)
 
     from fglab.api import register_api
@@ -65,6 +66,21 @@ def create_app(
 
     register_pages(app)
     return app
+
+
+def _check_hosts(app: Flask, trusted: tuple[str, ...]) -> None:
+    """With FGLAB_TRUSTED_HOSTS, a request whose Host header names another host is refused
+    before anything reads it: a page elsewhere that rebinds its own name to this server's
+    address cannot talk to FGLab."""
+    if not trusted:
+        return
+
+    @app.before_request
+    def _trusted_host() -> Any:
+        host = (request.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        if host not in trusted:
+            return jsonify(error=f"Host {host!r} is not one FGLab answers to"), 400
+        return None
 
 
 def _install_error_handlers(app: Flask) -> None:

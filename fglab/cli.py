@@ -22,6 +22,14 @@ def _web(args: argparse.Namespace) -> int:
     from fglab.app import create_app
 
     settings = load_settings()
+    if not (settings.password or settings.allow_open or _is_loopback(settings.fglab_host)):
+        print(
+            f"fglab: refusing to listen on {settings.fglab_host} without a PASSWORD: anyone "
+            "who can reach it could read and run experiments. Set PASSWORD, or "
+            "FGLAB_HOST=127.0.0.1, or FGLAB_ALLOW_OPEN=true to serve it open anyway",
+            file=sys.stderr,
+        )
+        return 2
     app = create_app(settings)
     _warn_if_open(settings.fglab_host, settings.password)
     logger.info(

@@ -32,3 +32,8 @@ def test_every_fleet_process_connects_with_those_credentials() -> None:
         environment = services()[name]["environment"]
         assert "${MONGO_ROOT_PASSWORD" in environment["MONGODB_URI"], name
         assert "${REDIS_PASSWORD" in environment["REDIS_URL"], name
+
+
+def test_the_published_web_server_requires_a_password() -> None:
+    web = yaml.safe_load(COMPOSE.read_text())["services"]["web"]
+    assert web["environment"]["PASSWORD"].startswith("${PASSWORD:?")
