@@ -185,8 +185,10 @@ class Settings:
         env = dict(base or {})
         for variable, (field_name, _) in _VARIABLES.items():
             value = getattr(self, field_name)
-            if value is None:
+            if value is None or value == ():
                 env.pop(variable, None)
+            elif isinstance(value, tuple):
+                env[variable] = ",".join(value)
             else:
                 env[variable] = str(value)
         return env
