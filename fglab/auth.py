@@ -47,9 +47,11 @@ auth = Blueprint("auth", __name__, template_folder="web/templates")
 
 
 def install_auth(app: Flask, password: str | None) -> None:
-    """Register ``/login`` and ``/logout``; with a password, check every request."""
+    """Register ``/login`` and ``/logout``; refuse cross-site writes; with a password,
+    check every request."""
     app.extensions["fglab_password"] = password or None
     app.register_blueprint(auth)
+    app.before_request(_same_origin_or_refuse)
     if not password:
         return
     app.secret_key = session_key(password)
@@ -67,7 +69,7 @@ def install_auth(app: Flask, password: str | None) -> None:
         if request.endpoint in OPEN_ENDPOINTS:
             return None
         if session.get(SESSION_FIELD) is True:
-            return _same_origin_or_refuse()
+            return None
         if _credentials_valid(password):
             return None
         if _is_api(request.path):
@@ -178,12 +180,32 @@ def _credentials_valid(password: str) -> bool:
 
 
 def _same_origin_or_refuse() -> Response | None:
-    """A logged-in browser's writes must come from FGLab's own pages (CSRF)."""
-    origin = request.headers.get("Origin")
-    if request.method in SAFE_METHODS or not origin:
+    """A write sent by a browser must come from FGLab's own pages (CSRF).
+
+    Browsers name the page behind a request in ``Origin`` (``Referer`` where an old one
+    leaves it out), and a page elsewhere cannot remove them; the browser's session cookie
+    and cached basic credentials ride along by themselves, so every unsafe request is
+    checked, with a password or without one (a localhost FGLab is reachable from any
+    page). A request with neither header is not a browser's: scripts and the CLI pass.
+    A Bearer token is never sent by a browser on its own, so it passes too.
+    """
+    if request.method in SAFE_METHODS:
         return None
-    allowed = {request.host, urlsplit(services().settings.fglab_url).netloc}
-    if urlsplit(origin).netloc in allowed:
+    given = request.authorization
+    if given is not None and given.type == "bearer":
+        return None
+    origin = request.headers.get("Origin")
+    if origin is None:
+        referer = request.headers.get("Referer")
+        if referer is None:
+            return None
+        origin = referer
+    allowed = {request.host.lower(), urlsplit(services().settings.fglab_url).netloc.lower()}
+    try:
+        sent = urlsplit(origin).netloc.lower()
+    except ValueError:
+        sent = ""
+    if sent and sent in allowed:
         return None
     return Response(
         '{"error": "Cross-origin request refused; use FGLab\'s own pages or an API token"}',

@@ -5,6 +5,7 @@
     ├── NotFound (LookupError)  -> 404
     ├── Conflict                -> 409
     ├── TooLarge                -> 413 (a body past a cap; the message says the cap)
+    ├── WrongMediaType          -> 415 (a JSON route sent a body that is not JSON)
     ├── NoCapacity              -> 501 (the original's "No machine capacity available")
     └── Unavailable             -> 503 (MongoDB or Redis out of reach)
 
@@ -36,6 +37,10 @@ class Conflict(FGLabError):
 
 class TooLarge(FGLabError):
     status = 413
+
+
+class WrongMediaType(FGLabError):
+    status = 415
 
 
 class NoCapacity(FGLabError):

@@ -7,15 +7,25 @@ from typing import Any
 
 from flask import request
 
-from fglab.errors import BadRequest
+from fglab.errors import BadRequest, WrongMediaType
 
 #: MongoDB stores whole numbers of up to 64 bits.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def json_body() -> Any:
-    """The request's JSON body (any JSON value), or a 400 saying what is wrong."""
+    """The request's JSON body (any JSON value), or a 400 saying what is wrong.
+
+    A body must say it is JSON (``Content-Type: application/json``), else 415: a page
+    elsewhere can post a form or ``text/plain`` without asking the browser's permission,
+    but not ``application/json``.
+    """
     raw = request.get_data(cache=True)
+    if raw.strip() and not request.is_json:
+        sent = request.mimetype or "no Content-Type"
+        raise WrongMediaType(
+            f"Request body is {sent}; send JSON with Content-Type: application/json"
+        )
     if not raw.strip():
         raise BadRequest("Request body is empty; send JSON")
     try:
