@@ -56,6 +56,10 @@ def object_id(value: object, what: str = "ID") -> ObjectId:
         raise BadRequest(f"{what} {value!r} is not a valid ObjectId (24 hex digits)") from None
 
 
+#: Documents a listing reads from MongoDB at a time.
+LIST_BATCH = 200
+
+
 class Store:
     """Typed access to FGLab's collections; callers pass and get plain documents."""
 
@@ -123,9 +127,16 @@ class Store:
         """How many experiments there are, from the collection's metadata (cheap)."""
         return self._experiments.estimated_document_count()
 
-    def list_experiments(self, project_id: ObjectId | None = None) -> list[dict[str, Any]]:
+    def list_experiments(
+        self, project_id: ObjectId | None = None, *, offset: int = 0, limit: int = 0
+    ) -> Cursor:
+        """Experiments oldest first (every one, or a project's), read in batches as the
+        caller iterates: a list of millions never sits whole in memory. Ordered by
+        ``_id`` (always indexed, and unique: pages by offset neither skip nor repeat);
+        `limit` 0 means no limit."""
         query = {} if project_id is None else {"_project_id": project_id}
-        return list(self._experiments.find(query).sort("_created", ASCENDING))
+        cursor = self._experiments.find(query).sort("_id", ASCENDING).skip(offset)
+        return cursor.limit(limit).batch_size(LIST_BATCH)
 
     def experiment_rows(
         self,

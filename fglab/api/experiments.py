@@ -10,6 +10,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, doc_multipart, json_object
+from fglab.api.listing import PAGE_PARAMETERS, json_list, page_args
 from fglab.errors import BadRequest
 from fglab.extensions import services
 from fglab.schema import OptionsError, validate_options
@@ -25,10 +26,13 @@ MAX_FIELDS = 30
 
 
 @blp.route("/experiments", methods=["GET"])
-@blp.response(200, description="Every experiment, oldest first")
+@blp.doc(parameters=PAGE_PARAMETERS)
+@blp.response(200, description="Every experiment, oldest first (or one page of them)")
+@blp.alt_response(400, description="A bad `limit` or `offset`")
 def list_experiments() -> Any:
-    """List experiments."""
-    return services().store.list_experiments()
+    """List experiments (whole documents; streamed, or paged with `limit`)."""
+    offset, limit = page_args()
+    return json_list(services().store.list_experiments(offset=offset, limit=limit), offset, limit)
 
 
 @blp.route("/experiments/<experiment_id>", methods=["GET"])

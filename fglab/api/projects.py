@@ -10,6 +10,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, doc_multipart, json_body, parse_json
+from fglab.api.listing import PAGE_PARAMETERS, json_list, page_args
 from fglab.api.params import TAG_PARAMETER, priority_arg, seconds_arg, tags_arg
 from fglab.errors import BadRequest, NotFound, TooLarge
 from fglab.extensions import services
@@ -87,12 +88,18 @@ def get_project(project_id: str) -> Any:
 
 
 @blp.route("/projects/<project_id>/experiments", methods=["GET"])
-@blp.response(200, description="The project's experiments, oldest first")
+@blp.doc(parameters=PAGE_PARAMETERS)
+@blp.response(200, description="The project's experiments, oldest first (or one page)")
+@blp.alt_response(400, description="A bad `limit` or `offset`")
 @blp.alt_response(404, description="No such project")
 def list_project_experiments(project_id: str) -> Any:
-    """List a project's experiments."""
+    """List a project's experiments (whole documents; streamed, or paged with `limit`)."""
     project = _project(project_id)
-    return services().store.list_experiments(project["_id"])
+    offset, limit = page_args()
+    store = services().store
+    return json_list(
+        store.list_experiments(project["_id"], offset=offset, limit=limit), offset, limit
+    )
 
 
 @blp.route("/projects/<project_id>/experiments", methods=["DELETE"])

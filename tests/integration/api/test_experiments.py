@@ -206,6 +206,28 @@ def test_list_and_read_experiments(client, db, new_experiment) -> None:
     assert datetime.fromisoformat(body["_created"]) == created
 
 
+def test_lists_come_in_pages_on_request(client, project, new_experiment) -> None:
+    ids = [new_experiment(seed=n) for n in range(5)]
+    for base in ("/api/v1/experiments", f"/api/v1/projects/{project['_id']}/experiments"):
+        first = client.get(f"{base}?limit=2")
+        assert [e["_id"] for e in first.get_json()] == ids[:2]
+        next_page = first.headers["Link"]
+        assert next_page.endswith('>; rel="next"') and "offset=2" in next_page
+        second = client.get(next_page[1 : next_page.index(">")])
+        last = client.get(f"{base}?limit=2&offset=4")
+
+        assert [e["_id"] for e in second.get_json()] == ids[2:4]
+        assert [e["_id"] for e in last.get_json()] == ids[4:]
+        assert "Link" not in last.headers
+        whole = client.get(base)  # streamed: the same array as the original's
+        assert whole.is_streamed and whole.mimetype == "application/json"
+        assert [e["_id"] for e in whole.get_json()] == ids
+        for bad in ("limit=0", "limit=1001", "limit=x", "offset=-1"):
+            answer = client.get(f"{base}?{bad}")
+            assert answer.status_code == 400, bad
+            assert answer.get_json()["error"].startswith(bad.split("=")[0] + " is ")
+
+
 # Setting fields ------------------------------------------------------------------------
 
 
