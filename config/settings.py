@@ -8,6 +8,7 @@ them receives a :class:`Settings`. No other module reads a setting from ``os.env
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -91,6 +92,19 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a yes/no value; use true or false")
 
 
+#: A rate as Flask-Limiter reads one: "10 per minute", "5/second; 100/day".
+_RATE = re.compile(r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+
+
+def _rate(name: str, raw: str) -> str:
+    parts = _text(name, raw).split(";")
+    if not all(_RATE.match(part) for part in parts):
+        raise SettingsError(
+            f"{name} is {raw!r}; use a rate such as '10 per minute' or '5/second; 100/day'"
+        )
+    return raw.strip()
+
+
 def _names(name: str, raw: str) -> tuple[str, ...]:
     names = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     if not names:
@@ -169,6 +183,12 @@ class Settings:
     gpu_busy_bytes: int = 512 * 1024 * 1024
     #: First delay in seconds between webhook delivery attempts (doubles each time).
     webhook_backoff: float = 2.0
+    #: The key that signs session cookies; none: a random one kept in `data_dir/secret_key`.
+    secret_key: str | None = None
+    #: Wrong passwords or tokens one client address may send before it must wait.
+    auth_rate_limit: str = "10 per minute"
+    #: Days a login lasts (the browser must log in again after).
+    session_days: float = 7.0
     #: Celery task events from the start (Flower turns them on anyway when it runs).
     task_events: bool = False
 
@@ -254,6 +274,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_DRAIN_WINDOW": ("drain_window", _positive_float),
     "FGLAB_GPU_BUSY_BYTES": ("gpu_busy_bytes", _int_in(0)),
     "FGLAB_WEBHOOK_BACKOFF": ("webhook_backoff", _positive_float),
+    "FGLAB_SECRET_KEY": ("secret_key", _text),
+    "FGLAB_AUTH_RATE_LIMIT": ("auth_rate_limit", _rate),
+    "FGLAB_SESSION_DAYS": ("session_days", _positive_float),
     "FGLAB_TASK_EVENTS": ("task_events", _switch),
 }
 

@@ -16,6 +16,7 @@ from fglab.broker import Broker
 from fglab.errors import FGLabError
 from fglab.extensions import Services
 from fglab.jsonify import FGLabJSONProvider
+from fglab.ratelimit import install_rate_limit
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.store import Store
 from tasks.app import create_celery
@@ -57,7 +58,8 @@ def create_app(
     )
     _install_error_handlers(app)
     _check_hosts(app, settings.trusted_hosts)
-    install_auth(app, settings.password)
+    install_rate_limit(app, settings)
+    install_auth(app, settings)
 
     from fglab.api import register_api
 

@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from fglab.errors import BadRequest, Conflict, NotFound
 from fglab.records.projects import ProjectRecord
+from fglab.records.sessions import SessionRecord
 from fglab.records.tokens import TokenRecord
 from fglab.records.webhooks import WebhookRecord
 from fglab.sweeps.record import SweepRecord
@@ -74,6 +75,7 @@ class Store:
         self.projects = ProjectRecord(db)
         self.webhooks = WebhookRecord(db)
         self.tokens = TokenRecord(db)
+        self.sessions = SessionRecord(db)
         self.sweeps = SweepRecord(db)
 
     def ensure_indexes(self) -> None:

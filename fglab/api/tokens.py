@@ -14,23 +14,42 @@ from fglab.extensions import services
 blp = Blueprint("tokens", __name__, url_prefix="/api/v1", description="API tokens")
 
 MAX_NAME = 200
+#: The longest a token may be made valid for, in days (ten years).
+MAX_DAYS = 3650
 
 
 @blp.route("/tokens", methods=["POST"])
-@blp.doc(**doc_body("What the token is for.", {"name": "nightly sweep"}))
-@blp.response(201, description='`{"token": <secret, shown only now>, "_id", "name", "_created"}`')
-@blp.alt_response(400, description="No name")
+@blp.doc(
+    **doc_body(
+        "What the token is for, and optionally for how many days it is valid "
+        f"(up to {MAX_DAYS:,}; without `days` it is valid until revoked).",
+        {"name": "nightly sweep", "days": 30},
+    )
+)
+@blp.response(
+    201,
+    description='`{"token": <secret, shown only now>, "_id", "name", "_created"}`, '
+    "and `_expires` when it expires",
+)
+@blp.alt_response(400, description="No name, or a bad `days`")
 def post_token() -> Any:
     """Create an API token; keep the answer's `token`, FGLab stores only its hash."""
     body = json_object()
     name = body.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise BadRequest(f'Body must be {{"name": <1 to {MAX_NAME} characters>}}')
-    return create_token(services().store, name.strip()), 201
+    days = body.get("days")
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= MAX_DAYS
+    ):
+        raise BadRequest(f"days is {days!r}; use a number of days above 0, at most {MAX_DAYS:,}")
+    return create_token(services().store, name.strip(), days), 201
 
 
 @blp.route("/tokens", methods=["GET"])
-@blp.response(200, description="Every token's `_id`, `name` and `_created` (no secrets)")
+@blp.response(
+    200, description="Every token's `_id`, `name`, `_created` and `_expires` (no secrets)"
+)
 def get_tokens() -> Any:
     """List API tokens."""
     return list_tokens(services().store)

@@ -375,6 +375,18 @@ def machine(machine_id: str) -> str:
     )
 
 
+@pages.route("/tokens")
+def tokens() -> str:
+    """API tokens (make, revoke) and "log out everywhere"."""
+    settings = services().settings
+    return render_template(
+        "tokens.html",
+        tokens=services().store.tokens.all(),
+        locked=bool(settings.password),
+        session_days=f"{settings.session_days:g}",
+    )
+
+
 #: Queued experiments a machine page lists at most.
 QUEUE_SHOWN = 50
 

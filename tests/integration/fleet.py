@@ -132,9 +132,10 @@ class Fleet:
             command += ["-B", "-s", str(self.root / "beat-schedule")]
         return self._start("scheduler", command, settings_env(self.settings))
 
-    def start_web(self, port: int, password: str | None = None) -> Process:
-        """FGLab's web server as ``fglab web`` serves it (waitress), on 127.0.0.1:`port`."""
-        env = settings_env(self.settings, FGLAB_HOST="127.0.0.1", FGLAB_PORT=port)
+    def start_web(self, port: int, password: str | None = None, **extra: Any) -> Process:
+        """FGLab's web server as ``fglab web`` serves it (waitress), on 127.0.0.1:`port`;
+        `extra` are more variables for its environment."""
+        env = settings_env(self.settings, FGLAB_HOST="127.0.0.1", FGLAB_PORT=port, **extra)
         env.pop("PASSWORD", None)
         if password is not None:
             env["PASSWORD"] = password

@@ -30,10 +30,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(fleet: Fleet, password: str | None = None) -> tuple[Process, str]:
-    """Start `fglab web` on a free port; its process and base URL once it answers."""
+def serve(fleet: Fleet, password: str | None = None, **env: Any) -> tuple[Process, str]:
+    """Start `fglab web` on a free port (`env`: more variables for it); its process and
+    base URL once it answers."""
     port = free_port()
-    process = fleet.start_web(port, password=password)
+    process = fleet.start_web(port, password=password, **env)
     url = f"http://127.0.0.1:{port}"
     wait_for(
         lambda: send(url + "/login").status > 0 or not process.alive(),

@@ -35,6 +35,7 @@ DATABASE_MODULES = {
     "fglab/records/projects.py",  # the records only FGLab writes
     "fglab/records/webhooks.py",
     "fglab/records/tokens.py",
+    "fglab/records/sessions.py",
     "tasks/experiments.py",  # the experiment record
     "tasks/machines.py",  # the machine record
     "tasks/files.py",  # the GridFS upload path: result files, the kept log
@@ -54,6 +55,7 @@ WRITERS = {
     "fglab/records/projects.py": {"projects"},
     "fglab/records/webhooks.py": {"webhooks"},
     "fglab/records/tokens.py": {"tokens"},
+    "fglab/records/sessions.py": {"sessions"},
     "fglab/sweeps/record.py": {"sweeps"},
 }
 #: The calls that change a collection (or its indexes).

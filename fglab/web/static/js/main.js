@@ -14,6 +14,7 @@ import { homePage } from "./home.js";
 import { machinePage } from "./machine.js";
 import { projectPage } from "./project.js";
 import { sweepPage } from "./sweep.js";
+import { tokensPage } from "./tokens.js";
 
 const PAGES = {
   compare: comparePage,
@@ -22,6 +23,7 @@ const PAGES = {
   experiment: experimentPage,
   machine: machinePage,
   sweep: sweepPage,
+  tokens: tokensPage,
 };
 
 document.addEventListener("DOMContentLoaded", () => {
