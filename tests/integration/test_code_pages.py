@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from bson import ObjectId
 from gridfs import GridFSBucket
 
 from tasks import experiments
 from tests.html import facts, find, page, text
-from tests.integration.api.helpers import EXAMPLE_SCHEMA, OPTIONS, submit, upload_schema
+from tests.integration.api.conftest import project
+from tests.integration.api.helpers import OPTIONS, submit
+
+__all__ = ["project"]  # the API tests' project fixture: the example schema, uploaded
 
 COMMIT = "3f2a9c1d" + "0" * 32
 DIFF = (
@@ -24,13 +25,6 @@ RUN = {
     "host": "gpu-1",
     "python": "3.13.1",
 }
-
-
-@pytest.fixture
-def project(client) -> dict[str, Any]:
-    response = upload_schema(client, EXAMPLE_SCHEMA, "mnist.json")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 @pytest.fixture
