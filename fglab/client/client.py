@@ -102,10 +102,7 @@ class Client:
         first invalid set is named)."""
         doc = self.project(project)
         body = [_with_defaults(doc, options) for options in option_sets]
-        answer = self._transport.json(
-            "POST", f"/projects/{doc['_id']}/batch", _submission(priority, timeout, tags), body
-        )
-        return [Experiment(self._transport, i) for i in answer["_ids"]]
+        return self._submit_many(doc, "batch", _submission(priority, timeout, tags), body)
 
     def search(
         self,
@@ -125,9 +122,13 @@ class Client:
             body["evaluations"] = evaluations
         if seed is not None:
             body["seed"] = seed
-        answer = self._transport.json(
-            "POST", f"/projects/{doc['_id']}/search", _submission(priority, None, tags), body
-        )
+        return self._submit_many(doc, "search", _submission(priority, None, tags), body)
+
+    def _submit_many(
+        self, project: Mapping[str, Any], route: str, query: list[tuple[str, Any]], body: Any
+    ) -> list[Experiment]:
+        """POST to a project's `route` (batch, search); the experiments it made."""
+        answer = self._transport.json("POST", f"/projects/{project['_id']}/{route}", query, body)
         return [Experiment(self._transport, i) for i in answer["_ids"]]
 
     def sweep(
