@@ -18,6 +18,7 @@ from fglab.extensions import Services
 from fglab.jsonify import FGLabJSONProvider
 from fglab.ratelimit import install_rate_limit
 from fglab.scheduler import Scheduler, connect_scheduler
+from fglab.security_headers import install_security_headers
 from fglab.store import Store
 from tasks.app import create_celery
 from tasks.database import mongo_client
@@ -41,9 +42,7 @@ def create_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        # Shipped with FGLab (swagger-ui-dist 5.35), so the docs page works offline.
-        OPENAPI_SWAGGER_UI_URL="/assets/vendor/swagger-ui/",
+        # No OPENAPI_SWAGGER_UI_PATH: fglab.web.docs serves /api/docs without inline script.
     )
     if store is None:
         store = Store(mongo_client(settings)[settings.mongodb_db])
@@ -60,6 +59,7 @@ def create_app(
     _check_hosts(app, settings.trusted_hosts)
     install_rate_limit(app, settings)
     install_auth(app, settings)
+    install_security_headers(app)
 
     from fglab.api import register_api
 

@@ -5,7 +5,8 @@ A program writes ``_charts`` as a C3.js chart config (or a list of them) whose
 :func:`prepare_chart` produces what ``c3.generate`` takes: each column led by its name,
 series longer than ``max_points`` downsampled with Largest-Triangle-Three-Buckets (LTTB,
 Steinarsson 2013) so a browser is never sent half a million points, and FGLab's defaults
-(no points, zoom on) filled in where the chart does not set them.
+(no points, zoom on) filled in where the chart does not set them. What comes out holds
+only the settings :mod:`fglab.chart_sanitizer` lets through to a browser.
 
 Pure functions, no I/O; the experiment page and API call them on stored documents.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+
+from fglab.chart_sanitizer import sanitize_chart
 
 __all__ = ["DEFAULTS", "ChartError", "lttb", "prepare_chart", "prepare_charts"]
 
@@ -70,8 +73,8 @@ def lttb(
     return [xs[k] for k in kept], [ys[k] for k in kept]
 
 
-def prepare_chart(chart: Mapping, max_points: int = 1000) -> dict:
-    """Turn one FGLab chart into a C3.js config.
+def prepare_chart(chart: Mapping, max_points: int = 1000, dropped: list[str] | None = None) -> dict:
+    """Turn one FGLab chart into a C3.js config that is safe to hand to ``c3.generate``.
 
     - ``data.columns[i]`` becomes ``[columnNames[i], *values]``; ``columnNames`` is dropped.
       A chart without ``columnNames`` whose columns already start with their name (plain
@@ -84,6 +87,9 @@ def prepare_chart(chart: Mapping, max_points: int = 1000) -> dict:
       column ``<series>__index``, since C3 would otherwise borrow another series' x.
     - ``point.show = false`` and ``zoom.enabled = true`` are added unless the chart sets
       them (a deep merge: the chart's own settings win).
+    - Only the settings of :func:`fglab.chart_sanitizer.sanitize_chart`'s allow-list are
+      kept (no callbacks, templates, unknown keys or colours that are not colours); a
+      line per part left out is appended to `dropped` when given.
 
     The input is not modified. Raises :class:`ChartError` for anything C3 could not draw.
     """
@@ -113,25 +119,42 @@ def prepare_chart(chart: Mapping, max_points: int = 1000) -> dict:
     if xs:
         out_data["xs"] = xs
     out["data"] = out_data
-    return _merge(DEFAULTS, out)
+    safe, left_out = sanitize_chart(_merge(DEFAULTS, out))
+    if dropped is not None:
+        dropped.extend(left_out)
+    return safe
 
 
-def prepare_charts(charts: object, max_points: int = 1000) -> list[dict]:
+def prepare_charts(
+    charts: object, max_points: int = 1000, dropped: list[str] | None = None
+) -> list[dict]:
     """Prepare ``_charts``, which may be one chart object or a list of them.
 
-    Raises :class:`ChartError` naming the chart (0-based) that is bad.
+    Each setting left out is appended to `dropped` (when given) as
+    ``"chart <index>: <path>: <why>"``. Raises :class:`ChartError` naming the chart
+    (0-based) that is bad.
     """
     if isinstance(charts, Mapping):
-        return [prepare_chart(charts, max_points)]
+        left_out: list[str] = []
+        prepared = [prepare_chart(charts, max_points, left_out)]
+        _note(dropped, 0, left_out)
+        return prepared
     if not isinstance(charts, list):
         raise ChartError(f"_charts must be a chart object or a list of them, got {_kind(charts)}")
     prepared = []
     for index, chart in enumerate(charts):
+        left_out = []
         try:
-            prepared.append(prepare_chart(chart, max_points))
+            prepared.append(prepare_chart(chart, max_points, left_out))
         except ChartError as e:
             raise ChartError(f"chart {index}: {e}") from e
+        _note(dropped, index, left_out)
     return prepared
+
+
+def _note(dropped: list[str] | None, index: int, left_out: list[str]) -> None:
+    if dropped is not None:
+        dropped.extend(f"chart {index}: {line}" for line in left_out)
 
 
 def _named_columns(chart: Mapping, data: Mapping) -> tuple[list[str], list[list]]:

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from fglab.chart_sanitizer import NAMED_COLOURS, is_colour, sanitize_chart
 from fglab.charts import ChartError, lttb, prepare_chart, prepare_charts
+from fglab.telemetry import gpu_history_charts, run_charts
 from tests.examples import SEED_CHART
 
 
@@ -293,3 +295,255 @@ def test_prepare_charts_names_the_bad_chart() -> None:
         prepare_charts("chart")
     with pytest.raises(ChartError, match=re.escape("chart 0: a chart must be a JSON object")):
         prepare_charts([3])
+
+
+# --- sanitize_chart: only C3 settings FGLab draws reach a browser ------------------------
+
+#: The attack of issue 17: C3's tooltip puts colours into its HTML unescaped.
+PAYLOAD_COLOUR = "red'></span><img src=x onerror=alert(1)>"
+
+#: A config with many settings C3 takes and FGLab lets through: comes back unchanged.
+RICH_CHART: dict = {
+    "data": {
+        "columns": [["loss", 1.0, None, 0.5], ["acc", 0.1, 0.2, 0.3], ["t", 1, 2, 3]],
+        "xs": {"loss": "t", "acc": "t"},
+        "names": {"loss": "Loss <train>"},
+        "types": {"loss": "spline", "acc": "bar"},
+        "colors": {"loss": "#1f77b4", "acc": "RebeccaPurple"},
+        "axes": {"acc": "y2"},
+        "groups": [["loss", "acc"]],
+        "order": "asc",
+        "hide": ["acc"],
+        "labels": True,
+        "empty": {"label": {"text": "No data"}},
+    },
+    "axis": {
+        "rotated": False,
+        "x": {
+            "type": "timeseries",
+            "label": {"text": "time", "position": "outer-center"},
+            "tick": {"format": "%H:%M", "count": 6, "culling": {"max": 4}, "rotate": 45},
+            "min": "2024-01-01",
+            "padding": {"left": 0, "right": 0},
+        },
+        "y": {"label": "loss", "min": 0, "max": 1.5, "padding": {"bottom": 0}, "inverted": False},
+        "y2": {"show": True, "label": "accuracy", "tick": {"values": [0, 0.5, 1]}},
+    },
+    "point": {"show": True, "r": 2, "focus": {"expand": {"enabled": False}}},
+    "zoom": {"enabled": True, "rescale": True, "type": "drag"},
+    "subchart": {"show": True, "size": {"height": 40}},
+    "title": {"text": "Loss & accuracy", "position": "top-left", "padding": {"top": 4}},
+    "legend": {"show": True, "position": "right", "hide": False},
+    "tooltip": {"show": True, "grouped": False},
+    "size": {"width": 640, "height": 240},
+    "padding": {"top": 10, "right": 20, "bottom": 10, "left": 40},
+    "grid": {
+        "x": {"show": True, "lines": [{"value": 2, "text": "best", "position": "middle"}]},
+        "y": {"lines": [{"value": 0.5}]},
+    },
+    "regions": [{"axis": "x", "start": 1, "end": 2}],
+    "color": {"pattern": ["#000", "#ffffff80", "teal"]},
+    "line": {"connectNull": True, "step": {"type": "step-after"}},
+    "bar": {"width": {"ratio": 0.5}, "zerobased": True},
+    "spline": {"interpolation": {"type": "monotone"}},
+    "transition": {"duration": 0},
+    "interaction": {"enabled": True},
+}
+
+
+def test_sanitize_keeps_a_good_config_unchanged() -> None:
+    original = copy.deepcopy(RICH_CHART)
+    clean, dropped = sanitize_chart(RICH_CHART)
+    assert clean == RICH_CHART
+    assert dropped == []
+    assert original == RICH_CHART  # input untouched
+    assert clean["data"] is not RICH_CHART["data"]
+
+
+def test_fglab_own_charts_pass_unchanged() -> None:
+    """The server's telemetry charts, fglab.report's shape and the seed example."""
+    samples: list[list[float | None]] = [
+        [1.0, 50.0, 2**20, 2**21, 30],
+        [2.0, 75.0, None, None, None],
+    ]
+    gpus = [{"t": 1.0, "gpus": [{"index": 0, "memory_used": 2**22, "utilization": 9}]}]
+    reported = {
+        "title": {"text": "loss"},
+        "columnNames": ["train", "epoch"],
+        "data": {"xs": {"train": "epoch"}, "columns": [[0.9, 0.5], [1, 2]]},
+        "axis": {"x": {"label": "epoch"}, "y": {"label": "loss"}},
+    }
+    for config in [*run_charts(samples), *gpu_history_charts(gpus)]:
+        assert sanitize_chart(config) == (config, [])
+    for chart in (SEED_CHART, reported):
+        dropped: list[str] = []
+        prepare_chart(chart, dropped=dropped)
+        assert dropped == []
+
+
+def test_a_colour_that_is_html_is_dropped_with_the_reason() -> None:
+    chart = {
+        "data": {
+            "columns": [["l", 1, 2], ["m", 3, 4]],
+            "colors": {"l": PAYLOAD_COLOUR, "m": "red"},
+        },
+        "color": {"pattern": ["#abc", "javascript:alert(1)"]},
+    }
+    clean, dropped = sanitize_chart(chart)
+    assert clean["data"]["colors"] == {"m": "red"}
+    assert clean["color"] == {"pattern": ["#abc"]}
+    assert dropped == [
+        f"data.colors.l: {PAYLOAD_COLOUR!r} is not a colour "
+        "(#rgb, #rrggbb, #rrggbbaa or a CSS colour name)",
+        "color.pattern[1]: 'javascript:alert(1)' is not a colour "
+        "(#rgb, #rrggbb, #rrggbbaa or a CSS colour name)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "colour", ["#fff", "#FFF", "#a0B1c2", "#11223344", "#1234", "red", "Red", "rebeccapurple"]
+)
+def test_good_colours(colour: str) -> None:
+    assert is_colour(colour)
+
+
+@pytest.mark.parametrize(
+    "colour",
+    [
+        "#ff",
+        "#123456789",
+        "#fff\n",
+        " red",
+        "red;",
+        "#ggg",
+        "rgb(1, 2, 3)",
+        "url(x)",
+        "expression(alert(1))",
+        "transparent",
+        "",
+        1,
+        None,
+        ["red"],
+    ],
+)
+def test_bad_colours(colour: object) -> None:
+    assert not is_colour(colour)
+    chart = {"data": {"columns": [["l", 1]], "colors": {"l": colour}}}
+    assert sanitize_chart(chart)[0]["data"]["colors"] == {}
+
+
+def test_named_colours_are_the_css_level_4_list() -> None:
+    assert len(NAMED_COLOURS) == 148
+    assert {"aliceblue", "rebeccapurple", "grey", "gray", "yellowgreen"} <= NAMED_COLOURS
+
+
+def test_unknown_keys_are_dropped_at_every_level() -> None:
+    chart = {
+        "data": {
+            "columns": [["l", 1, 2]],
+            "url": "/api/v1/tokens",
+            "color": "function(c) { return c }",
+            "labels": {"format": "alert(1)"},
+            "onclick": "alert(1)",
+        },
+        "tooltip": {
+            "show": True,
+            "init": {"show": True},
+            "contents": "<img src=x onerror=alert(1)>",
+            "format": {"title": "alert(1)"},
+            "position": "alert(1)",
+        },
+        "axis": {"y": {"tick": {"format": "alert(1)", "count": 3}}, "z": {"show": True}},
+        "legend": {"item": {"onclick": "alert(1)"}},
+        "bindto": "body",
+        "onrendered": "alert(1)",
+        "__proto__": {"polluted": True},
+    }
+    clean, dropped = sanitize_chart(chart)
+    assert clean == {
+        "data": {"columns": [["l", 1, 2]]},
+        "tooltip": {"show": True},
+        "axis": {"y": {"tick": {"count": 3}}},
+        "legend": {},
+    }
+    assert [line.split(":")[0] for line in dropped] == [
+        "data.url",
+        "data.color",
+        "data.labels",
+        "data.onclick",
+        "tooltip.init",
+        "tooltip.contents",
+        "tooltip.format",
+        "tooltip.position",
+        "axis.y.tick.format",
+        "axis.z",
+        "legend.item",
+        "bindto",
+        "onrendered",
+        "__proto__",
+    ]
+    assert "tooltip.init: not a chart setting FGLab passes to C3.js" in dropped
+    assert "data.labels: {'format': 'alert(1)'} is not true or false" in dropped
+
+
+@pytest.mark.parametrize(
+    ("chart", "kept", "left_out"),
+    [
+        ({"size": {"height": True}}, {"size": {}}, "size.height: True is not a finite number"),
+        ({"size": {"height": "9px"}}, {"size": {}}, "size.height: '9px' is not a finite number"),
+        ({"size": {"width": float("inf")}}, {"size": {}}, "size.width: inf is not a finite"),
+        ({"point": {"show": "false"}}, {"point": {}}, "point.show: 'false' is not true or false"),
+        ({"title": {"text": ["a"]}}, {"title": {}}, "title.text: ['a'] is not a string"),
+        ({"title": "loss"}, {}, "title: 'loss' is not an object"),
+        ({"data": {"type": "html"}}, {"data": {}}, "data.type: 'html' is not one of 'line', "),
+        (
+            {"data": {"columns": [["a", 1, "<b>"], ["b", 2]]}},
+            {"data": {"columns": [["b", 2]]}},
+            "data.columns[0]: ['a', 1, '<b>'] is not a column (its name, then numbers)",
+        ),
+        ({"data": {"xs": ["a"]}}, {"data": {}}, "data.xs: ['a'] is not an object keyed by"),
+        ({"axis": {"x": {"label": 3}}}, {"axis": {"x": {}}}, "axis.x.label: 3 is not a string or"),
+        (
+            {"axis": {"x": {"tick": {"format": "%H<b>", "count": 2}}}},
+            {"axis": {"x": {"tick": {"count": 2}}}},
+            "axis.x.tick.format: '%H<b>' is not a d3 time format such as '%H:%M'",
+        ),
+        ({"data": {"hide": "all"}}, {"data": {}}, "data.hide: 'all' is not true or false or a"),
+    ],
+)
+def test_values_of_the_wrong_type_are_dropped(chart: dict, kept: dict, left_out: str) -> None:
+    clean, dropped = sanitize_chart(chart)
+    assert clean == kept
+    assert len(dropped) == 1
+    assert dropped[0].startswith(left_out)
+
+
+def test_an_axis_label_object_keeps_its_good_parts() -> None:
+    clean, dropped = sanitize_chart({"axis": {"y": {"label": {"text": "loss", "position": 5}}}})
+    assert clean == {"axis": {"y": {"label": {"text": "loss"}}}}
+    assert dropped == ["axis.y.label.position: 5 is not one of 'inner-right', " + _POSITIONS]
+
+
+_POSITIONS = (
+    "'inner-center', 'inner-left', 'outer-right', 'outer-center', 'outer-left', "
+    "'inner-top', 'inner-middle', 'inner-bottom', 'outer-top', 'outer-middle', 'outer-bottom'"
+)
+
+
+def test_a_chart_that_is_not_an_object_is_empty() -> None:
+    assert sanitize_chart([1, 2]) == ({}, ["the chart is [1, 2], not an object (a C3.js config)"])  # type: ignore[arg-type]
+
+
+def test_prepare_charts_reports_what_it_left_out_per_chart() -> None:
+    bad = {**SEED_CHART, "data": {**SEED_CHART["data"], "colors": {"train": PAYLOAD_COLOUR}}}
+    bad["tooltip"] = {"init": {"show": True}}
+    dropped: list[str] = []
+    good, cleaned = prepare_charts([SEED_CHART, bad], dropped=dropped)
+    assert cleaned == {**good, "data": {**good["data"], "colors": {}}, "tooltip": {}}
+    assert sorted(line.split(": ")[0:2] for line in dropped) == [
+        ["chart 1", "data.colors.train"],
+        ["chart 1", "tooltip.init"],
+    ]
+    single: list[str] = []
+    prepare_charts(bad, dropped=single)
+    assert single == [line.replace("chart 1", "chart 0") for line in dropped]
