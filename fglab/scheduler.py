@@ -160,7 +160,7 @@ class Scheduler:
         projects: dict[ObjectId, dict[str, Any] | None] = {}
         blocked: dict[ObjectId, str] = {}  # projects no machine has room for, and why
         passed: set[ObjectId] = set()  # blocked or deleted projects: not read again
-        tally = Tally()  # the pass's moves, one counter write a project
+        tally = Tally()  # a page's moves, one counter write a project
         try:
             dispatched = self._dispatch_pages(limit, placing, projects, blocked, passed, tally)
         finally:
@@ -205,6 +205,7 @@ class Scheduler:
                 dispatched += 1
             for project_id, reason in stale.items():
                 self.store.set_waiting(project_id, reason)
+            self.store.flush_counts(tally)  # a page's moves counted now, not at the pass's end
             if len(page) < size:
                 break
         return dispatched

@@ -6,6 +6,12 @@ One document a project in ``status_counts``: ``{"_id": project_id, "s": {status:
 right after its own write. MongoDB cannot make the two one write across collections, so
 the periodic repair (`repair`) recounts from the experiments and sets a counter right
 when it is off, guarded by ``v`` so that it never overwrites a count added meanwhile.
+
+A counter may be off for a moment with nothing wrong: a move is written before its count,
+and a dispatch pass counts a page of moves after the page. So the repair fixes only a
+counter found off twice with no write between (``off_at`` holds the ``v`` it was first
+found off at); setting right one that is merely behind would make it wrong when the
+late count lands.
 """
 
 from __future__ import annotations
@@ -90,11 +96,11 @@ def recount(db: Database, experiments: str) -> dict[ObjectId, dict[str, int]]:
 
 
 def repair(db: Database, experiments: str) -> list[ObjectId]:
-    """Set right every counter that is off from a recount; the projects it fixed.
+    """Set right every counter found off from a recount at this repair and at the one
+    before, with no write to it between; the projects it fixed.
 
-    A counter that changed since it was read (a move counted meanwhile) is left for the
-    next repair. One off only because a move's count is a moment behind its move is set
-    right too; the count that then lands makes it off by one until the next repair.
+    A counter off for the first time, or written since it was last found off, is only
+    marked (``off_at``) for the next repair. A missing counter is made at once.
     """
     stored = {doc["_id"]: doc for doc in db[COLLECTION].find()}
     actual = recount(db, experiments)
@@ -103,16 +109,23 @@ def repair(db: Database, experiments: str) -> list[ObjectId]:
         want = actual.get(project_id, {})
         doc = stored.get(project_id)
         if doc is not None and _nonzero(doc.get("s")) == want:
+            if "off_at" in doc:  # was only behind
+                db[COLLECTION].update_one({"_id": project_id}, {"$unset": {"off_at": ""}})
             continue
         if doc is None:
             try:
                 db[COLLECTION].insert_one({"_id": project_id, "s": want, "v": 0})
             except DuplicateKeyError:
                 continue  # counted meanwhile: next time
+        elif doc.get("off_at") != doc.get("v", 0):
+            db[COLLECTION].update_one(
+                {"_id": project_id, "v": doc.get("v", 0)}, {"$set": {"off_at": doc.get("v", 0)}}
+            )
+            continue  # perhaps only behind: fixed next time if still off and unwritten
         else:
             changed = db[COLLECTION].update_one(
                 {"_id": project_id, "v": doc.get("v", 0)},
-                {"$set": {"s": want}, "$inc": {"v": 1}},
+                {"$set": {"s": want}, "$inc": {"v": 1}, "$unset": {"off_at": ""}},
             )
             if not changed.modified_count:
                 continue

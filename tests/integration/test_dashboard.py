@@ -66,7 +66,8 @@ def _live_machine(store, name: str, **fields: Any) -> None:
 def _set(db, experiment_id: str, fields: dict[str, Any]) -> None:
     db["experiments"].update_one({"_id": ObjectId(experiment_id)}, {"$set": fields})
     if "_status" in fields:  # a status written by hand: the periodic repair counts it
-        counts.repair(db, "experiments")
+        counts.repair(db, "experiments")  # found off: marked
+        counts.repair(db, "experiments")  # off again: set right
 
 
 # Home -------------------------------------------------------------------------------

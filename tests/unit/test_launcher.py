@@ -84,6 +84,17 @@ def test_the_program_dies_with_the_worker_that_launched_it(tmp_path) -> None:
         assert parent.stdout is not None
         program = int(parent.stdout.readline())
         assert process_alive(program)
+        # setpriv arms the parent death signal, then execs: kill the parent after that.
+        wait_for(lambda: _execed(program), 10, "setpriv to exec the program")
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         wait_for(lambda: not process_alive(program), 10, "the program to die with its worker")
+
+
+def _execed(pid: int) -> bool:
+    """Whether `pid` runs its program itself, no longer setpriv."""
+    try:
+        first = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return bool(first) and not first.endswith(b"setpriv")
