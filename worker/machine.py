@@ -359,17 +359,26 @@ class Machine:
         except RedisError as e:
             logger.warning("machine %s: leases not renewed: %s", self.name, e)
 
-    def recover_unsupervised(self, doc: dict[str, Any]) -> bool:
+    def recover_unsupervised(self, doc: dict[str, Any], left: Supervised | None = None) -> bool:
         """After a restart: end a run an earlier worker left without a live supervisor
         (claimed but never started, a supervisor that died, or a run from before
         supervisors).
 
-        Any process group recorded on it that is still alive is stopped, and the
-        experiment is marked ``lost`` with why (one the sweep already marked lost keeps its
-        status; the reason gains the stop). Returns True when it was newly marked lost.
+        The program's process group, as its supervisor's own file in the run folder
+        (`left`) says, is stopped if still alive, and the experiment is marked ``lost``
+        with why (one the sweep already marked lost keeps its status; the reason gains
+        the stop). The ``_pgid`` of the document is never signalled: people can write it.
+        Returns True when it was newly marked lost.
         """
-        pgid = int(doc.get("_pgid") or 0)
-        reaped = pgid > 0 and group_alive(pgid)
+        pgid = left.program_pid if left is not None else 0
+        recorded = doc.get("_pgid")
+        if recorded not in (None, pgid):
+            logger.warning(
+                "experiment %s: _pgid %r in MongoDB is not its supervisor's process group"
+                " (%s); ignored",
+                doc["_id"], recorded, pgid or "none recorded",
+            )  # fmt: skip
+        reaped = pgid > 1 and group_alive(pgid)
         if reaped:
             stop_group(pgid, self.settings.kill_grace)
         stopped = f"process group {pgid} was still running and has been stopped"

@@ -122,29 +122,45 @@ def resume_left_runs(machine: Machine) -> int:
     """
     adopted = 0
     for doc in experiments.left_on_machine(machine.db, machine.name):
-        run_dir = doc.get(experiments.RUN_DIR) or str(_run_dir(machine, doc["_id"]))
-        supervised = supervision.found_in(Path(run_dir))
-        if supervised is None or (supervised.ended() is None and not supervised.alive()):
-            machine.recover_unsupervised(doc)
-            continue
-        thread = threading.Thread(
-            target=_adopt, args=(machine, doc, supervised), name=f"adopted-{doc['_id']}"
-        )
-        machine.add_adopted(thread)
-        thread.start()
-        adopted += 1
+        try:
+            adopted += _take_over(machine, doc)
+        except Exception:  # one bad record must not stop the worker's start
+            logger.exception("experiment %r: left run not taken over; skipped", doc.get("_id"))
     return adopted
 
 
+def _take_over(machine: Machine, doc: dict[str, Any]) -> bool:
+    """Adopt one left run, or end it if its supervisor is gone; whether it was adopted.
+
+    Its run folder is rebuilt from this machine's settings and the experiment ID: the
+    paths in the document are never used, since people can write them (PUT).
+    """
+    if not isinstance(doc.get("_id"), ObjectId):
+        logger.warning("experiment %r: left run with a malformed ID; skipped", doc.get("_id"))
+        return False
+    supervised = supervision.found_in(_run_dir(machine, doc["_id"]))
+    if supervised is None or (supervised.ended() is None and not supervised.alive()):
+        machine.recover_unsupervised(doc, supervised)
+        return False
+    thread = threading.Thread(
+        target=_adopt, args=(machine, doc, supervised), name=f"adopted-{doc['_id']}"
+    )
+    machine.add_adopted(thread)
+    thread.start()
+    return True
+
+
 def _running(
-    doc: dict[str, Any], implementation: Implementation | None, token: str, gpu: int | None
+    doc: dict[str, Any], implementation: Implementation | None, token: Any, gpu: Any
 ) -> Running:
+    """The run's share of the machine; a `token` or `gpu` read back of the wrong type
+    (a document written by hand) counts as none."""
     return Running(
         experiment_id=str(doc["_id"]),
-        token=token,
+        token=token if isinstance(token, str) else "",
         cpu=implementation.capacity if implementation else 1.0,
         gpu_share=(implementation.gpu_capacity or 0.0) if implementation else 0.0,
-        gpu=gpu,
+        gpu=gpu if isinstance(gpu, int) and not isinstance(gpu, bool) and gpu >= 0 else None,
     )
 
 
@@ -224,6 +240,7 @@ def _run(
             grace=_grace(machine, implementation),
             orphan_after=machine.settings.lease_ttl,
             forkserver=machine.forkserver,
+            results=folder,
         )
     except (OSError, ValueError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else e
@@ -256,7 +273,7 @@ def _run(
     _persist(machine, "counting the start", lambda: claimed.flush(machine.db))
     if experiments.hooked(started, "started"):
         machine.notify(ExperimentEvent(str(experiment_id), STARTED))
-    timeout = doc.get("_timeout") or implementation.timeout
+    timeout = _timeout(doc) or implementation.timeout
     return _follow(machine, doc, running, supervised, sink, folder, timeout, probe=probe)
 
 
@@ -352,7 +369,7 @@ def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> Non
                     experiment_id,
                     pid=supervised.program_pid,
                     argv=[],
-                    results_dir=str(_results_folder(doc, implementation)),
+                    results_dir=str(_results_folder(machine, doc, implementation, supervised)),
                     run_dir=str(supervised.run_dir),
                 )
                 or doc
@@ -360,8 +377,8 @@ def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> Non
         logger.warning("experiment %s: re-adopted from an earlier worker", experiment_id)
         sink = LogSink(machine.redis, str(experiment_id), max_bytes=machine.settings.log_max_bytes)
         sink.follow(supervised.output, publish_from=sink.streamed_offset())
-        timeout = doc.get("_timeout") or (implementation.timeout if implementation else None)
-        folder = _results_folder(doc, implementation)
+        timeout = _timeout(doc) or (implementation.timeout if implementation else None)
+        folder = _results_folder(machine, doc, implementation, supervised)
         outcome, ended = _follow(machine, doc, running, supervised, sink, folder, timeout, asked)
     except Exception:
         logger.exception("experiment %s: following the re-adopted run failed", experiment_id)
@@ -369,11 +386,33 @@ def _adopt(machine: Machine, doc: dict[str, Any], supervised: Supervised) -> Non
         _let_go(machine, running, doc if outcome else None, ended)
 
 
-def _results_folder(doc: dict[str, Any], implementation: Implementation | None) -> Path:
-    if doc.get(experiments.RESULTS_DIR):
-        return Path(doc[experiments.RESULTS_DIR])
-    assert implementation is not None, "a run without results folder nor project"
-    return implementation.results / str(doc["_id"])
+def _results_folder(
+    machine: Machine,
+    doc: dict[str, Any],
+    implementation: Implementation | None,
+    supervised: Supervised,
+) -> Path:
+    """A taken-over run's results folder: as its launching worker noted it in the run
+    folder, else as projects.json makes it now; never the document's ``_results_dir``.
+
+    With neither (a run from before the note, whose project this machine dropped), an
+    empty folder inside the run folder: nothing is uploaded, nothing else removed.
+    """
+    noted = supervised.results_folder()
+    if noted is not None and noted.name == str(doc["_id"]):
+        return noted
+    if implementation is not None:
+        return implementation.results / str(doc["_id"])
+    logger.warning("experiment %s: its results folder is unknown; none uploaded", doc["_id"])
+    return supervised.run_dir / "results"
+
+
+def _timeout(doc: dict[str, Any]) -> float | None:
+    """The experiment's own time limit, when it is a positive number."""
+    value = doc.get("_timeout")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def _follow(

@@ -3,7 +3,13 @@ after a restart, keep it company, stop it, read how the run ended.
 
 A run folder holds the supervisor's files: ``supervisor.json`` (its pid and the
 program's), ``output.log`` (the program's output as kept-log lines), ``heartbeat`` (touched
-by the worker while it follows the run), ``exit.json`` (how the run ended; written last).
+by the worker while it follows the run), ``exit.json`` (how the run ended; written last),
+and ``results-folder`` (where the program writes its results, noted by the worker that
+launched it).
+
+A worker that takes a run over trusts only these files and its own settings, never the
+paths and process group in the experiment's MongoDB document: people and programs can
+write fields there.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ SUPERVISOR = Path(__file__).with_name("supervisor.py")
 FORK_SERVER = Path(__file__).with_name("forkserver.py")
 #: The supervisor's own complaints (a traceback if it ever crashes).
 SUPERVISOR_LOG = "supervisor.log"
+#: The run's results folder, absolute, as the worker that launched it chose it.
+RESULTS_FILE = "results-folder"
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,14 @@ class Supervised:
     @property
     def output(self) -> Path:
         return self.run_dir / OUTPUT_FILE
+
+    def results_folder(self) -> Path | None:
+        """The results folder the launching worker noted in the run folder, if any."""
+        try:
+            noted = (self.run_dir / RESULTS_FILE).read_text().strip()
+        except OSError:
+            return None
+        return Path(noted) if noted.startswith("/") else None
 
     def touch(self) -> None:
         """Say the worker is still here; a supervisor left alone too long stops the run."""
@@ -243,17 +259,22 @@ def supervise(
     grace: float,
     orphan_after: float,
     forkserver: ForkServer | None = None,
+    results: Path | None = None,
 ) -> Supervised:
     """Start `argv` under a supervisor of its own, in a session of its own.
 
     Through `forkserver` when there is one and it answers, else with an interpreter start
-    of the supervisor. Returns once the program runs. Raises OSError when the program
-    cannot be started (missing, not executable, bad cwd) or the supervisor does not come up.
+    of the supervisor. Returns once the program runs. `results`, the run's results
+    folder, is noted in `run_dir` for a worker that takes the run over. Raises OSError
+    when the program cannot be started (missing, not executable, bad cwd) or the
+    supervisor does not come up.
     """
     executable = find_program(argv[0], cwd, env)  # the error here, with exec's errno
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (STATE_FILE, EXIT_FILE):
+    for name in (STATE_FILE, EXIT_FILE, RESULTS_FILE):
         (run_dir / name).unlink(missing_ok=True)
+    if results is not None:
+        (run_dir / RESULTS_FILE).write_text(str(results.absolute()))
     (run_dir / HEARTBEAT_FILE).touch()
     if forkserver is not None:
         supervised = _forked(forkserver, argv, executable, cwd, env, run_dir, grace, orphan_after)
@@ -335,10 +356,12 @@ def found_in(run_dir: Path) -> Supervised | None:
     state = _read_json(run_dir / STATE_FILE)
     if state is None:
         return None
-    start = state.get("start")
-    return Supervised(
-        run_dir, int(state["pid"]), int(state["program"]), start=int(start) if start else None
-    )
+    try:
+        pid, program, start = int(state["pid"]), int(state["program"]), state.get("start")
+        return Supervised(run_dir, pid, program, start=int(start) if start else None)
+    except (KeyError, TypeError, ValueError):
+        logger.warning("%s: not a supervisor's record; ignored", run_dir / STATE_FILE)
+        return None
 
 
 def read_end(run_dir: Path) -> RunEnd | None:
