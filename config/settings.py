@@ -183,6 +183,13 @@ class Settings:
     gpu_busy_bytes: int = 512 * 1024 * 1024
     #: First delay in seconds between webhook delivery attempts (doubles each time).
     webhook_backoff: float = 2.0
+    #: Seconds one delivery attempt may take in all (connect, send, answer).
+    webhook_timeout: float = 10.0
+    #: Most hooks one experiment may have.
+    webhook_limit: int = 20
+    #: Whether hooks may call private, loopback and link-local addresses (the original's
+    #: behaviour); false refuses them, so hooks cannot probe FGLab's own network.
+    webhook_allow_private: bool = True
     #: The key that signs session cookies; none: a random one kept in `data_dir/secret_key`.
     secret_key: str | None = None
     #: Wrong passwords or tokens one client address may send before it must wait.
@@ -274,6 +281,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_DRAIN_WINDOW": ("drain_window", _positive_float),
     "FGLAB_GPU_BUSY_BYTES": ("gpu_busy_bytes", _int_in(0)),
     "FGLAB_WEBHOOK_BACKOFF": ("webhook_backoff", _positive_float),
+    "FGLAB_WEBHOOK_TIMEOUT": ("webhook_timeout", _positive_float),
+    "FGLAB_WEBHOOK_LIMIT": ("webhook_limit", _int_in(1, 10_000)),
+    "FGLAB_WEBHOOK_ALLOW_PRIVATE": ("webhook_allow_private", _bool),
     "FGLAB_SECRET_KEY": ("secret_key", _text),
     "FGLAB_AUTH_RATE_LIMIT": ("auth_rate_limit", _rate),
     "FGLAB_SESSION_DAYS": ("session_days", _positive_float),

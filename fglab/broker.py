@@ -22,6 +22,7 @@ from tasks.contract import (
     DISPATCH,
     RUN_EXPERIMENT,
     SERVER_QUEUE,
+    WEBHOOK_QUEUE,
     RunRequest,
     machine_queue,
 )
@@ -49,7 +50,7 @@ class Broker:
             self._send(DISPATCH, SERVER_QUEUE)
 
     def deliver_webhook(self, hook_id: str) -> None:
-        self._send(DELIVER_WEBHOOK, SERVER_QUEUE, args=[hook_id])
+        self._send(DELIVER_WEBHOOK, WEBHOOK_QUEUE, args=[hook_id])
 
     def add_project(
         self, machine: str, project_id: str, entry: Mapping[str, Any] | None = None

@@ -1,7 +1,9 @@
-"""FGLab's own Celery app: the scheduler, maintenance and webhooks (queue ``fglab``).
+"""FGLab's own Celery app: the scheduler and maintenance (queue ``fglab``), webhook
+deliveries (queue ``fglab-webhooks``).
 
-celery -A fglab.jobs worker -Q fglab     # scheduler: reacts to machines' events
-celery -A fglab.jobs beat                # periodic sweep
+celery -A fglab.jobs worker -Q fglab            # scheduler: reacts to machines' events
+celery -A fglab.jobs worker -Q fglab-webhooks   # webhook deliveries
+celery -A fglab.jobs beat                       # periodic sweep
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from tasks.contract import (
     EXPERIMENT_EVENT,
     FINISHED,
     PROGRESS,
+    SERVER_QUEUE,
     SWEEP,
     ExperimentEvent,
     dispatch_channel,
@@ -84,6 +87,8 @@ def create_jobs_app(settings: Settings) -> Celery:
     def _listen(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:
             return  # another app's worker in this process (tests)
+        if SERVER_QUEUE not in (sender.app.amqp.queues.consume_from or {}):
+            return  # a webhooks-only worker does not dispatch
         redis = scheduler().redis
         if redis is not None:
             channel = dispatch_channel(settings.mongodb_db)
@@ -132,13 +137,20 @@ def create_jobs_app(settings: Settings) -> Celery:
     def deliver_webhook(self: Task, hook_id: str) -> int:
         """POST one webhook; retried with doubling delays (first FGLAB_WEBHOOK_BACKOFF s).
 
-        After `MAX_RETRIES` retries the hook is marked ``gave_up``; nothing is deleted.
+        After `MAX_RETRIES` retries (none after a redirect or a refused address) the hook
+        is marked ``gave_up``; nothing is deleted.
         """
         retries = self.request.retries
         try:
-            return deliver(scheduler().store, ObjectId(hook_id), attempt=retries + 1)
+            return deliver(
+                scheduler().store,
+                ObjectId(hook_id),
+                attempt=retries + 1,
+                timeout=settings.webhook_timeout,
+                allow_private=settings.webhook_allow_private,
+            )
         except DeliveryFailed as e:
-            if retries >= self.max_retries:
+            if e.final or retries >= self.max_retries:
                 give_up(scheduler().store, ObjectId(hook_id), attempts=retries + 1)
                 raise
             countdown = retry_delay(settings.webhook_backoff, retries)

@@ -2,8 +2,8 @@
 
 The tree: an embedded MongoDB wire server (without MONGODB_URI), a Redis (without
 REDIS_URL, see :mod:`fglab.embedded.redis`), this host's machine worker, FGLab's jobs
-worker with beat (scheduler, sweep, webhooks), Flower when installed, and the web server
-(``fglab web``). Every child gets the resolved settings as environment variables. One
+worker with beat (scheduler, sweep), its webhooks worker, Flower when installed, and the
+web server (``fglab web``). Every child gets the resolved settings as environment variables. One
 SIGINT or SIGTERM stops them all (TERM, then KILL after a grace); a child that dies on its
 own stops them all too (its last lines shown), and `run` returns 1.
 
@@ -47,6 +47,7 @@ from fglab.childlog import logger as children_logger
 from fglab.embedded import mongo as embedded_mongo
 from fglab.embedded import redis as embedded_redis
 from fglab.monitor import FLOWER_USER, FlowerConfigError, flower_command, flower_environment
+from tasks.contract import WEBHOOK_QUEUE
 from tasks.lifetime import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,11 @@ def _run(
         "-n", f"fglab-{machine}@%h", *quiet,
     ]  # fmt: skip
     tree.spawn("scheduler", scheduler, env)
+    webhooks = [
+        *celery, "-A", "fglab.jobs", "worker", "-Q", WEBHOOK_QUEUE, "--pool", "threads",
+        "-c", "8", "--loglevel", "INFO", "-n", f"webhooks-{machine}@%h", *quiet,
+    ]  # fmt: skip
+    tree.spawn("webhooks", webhooks, env)
     flower_url = None
     if flower:
         flower_env = flower_environment(settings, env)

@@ -2,25 +2,26 @@
 
 A hook document keeps every attempt in ``deliveries`` (``attempt``, ``at``, and ``status``
 and/or ``error``), ``delivered`` once an attempt got a 2xx, and ``gave_up`` once the
-retries ran out; nothing is ever deleted.
+retries ran out (at once for a redirect or a refused address); nothing is ever deleted.
+How one POST is made safe to send from the server: `fglab.outbound`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import urllib.error
-import urllib.request
 from typing import Any
 
 from bson import ObjectId
 
+from fglab.outbound import PostFailed, Refused, post
 from fglab.store import Store, now
 
 logger = logging.getLogger(__name__)
 
 #: The registration fields POSTed as the body, as the original does.
 BODY_FIELDS = ("url", "objects", "object_id", "event")
+HEADERS = {"Content-Type": "application/json", "User-Agent": "FGLab-webhook"}
 #: Longest wait between two attempts, in seconds.
 MAX_DELAY = 600.0
 #: Retries after the first attempt before a hook is given up.
@@ -28,7 +29,12 @@ MAX_RETRIES = 10
 
 
 class DeliveryFailed(Exception):
-    """The endpoint did not answer 2xx; Celery retries the delivery with backoff."""
+    """The endpoint did not answer 2xx; Celery retries the delivery with backoff unless
+    it is `final` (a redirect, a refused address: trying again would change nothing)."""
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 def retry_delay(first: float, retries: int, cap: float = MAX_DELAY) -> float:
@@ -41,8 +47,15 @@ def hooks_for(store: Store, experiment_id: str, event: str) -> list[ObjectId]:
     return [hook["_id"] for hook in store.webhooks.of(experiment_id, event)]
 
 
-def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 10.0) -> int:
-    """POST one webhook's body to its URL; record the attempt; raise DeliveryFailed on error.
+def deliver(
+    store: Store,
+    hook_id: ObjectId,
+    attempt: int = 1,
+    timeout: float = 10.0,
+    allow_private: bool = True,
+) -> int:
+    """POST one webhook's body to its URL within `timeout` seconds in all; record the
+    attempt; raise DeliveryFailed on error.
 
     `attempt` counts from 1 and is stored with the attempt. Returns the HTTP status, or 0
     when the hook no longer exists.
@@ -50,26 +63,24 @@ def deliver(store: Store, hook_id: ObjectId, attempt: int = 1, timeout: float = 
     hook = store.webhooks.lookup(hook_id)
     if hook is None:
         return 0
-    body = {k: hook[k] for k in BODY_FIELDS}
-    request = urllib.request.Request(
-        hook["url"],
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "FGLab-webhook"},
-        method="POST",
-    )
+    body = json.dumps({k: hook[k] for k in BODY_FIELDS}).encode()
     record: dict[str, Any] = {"attempt": attempt, "at": now()}
+    final = False
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            record["status"] = response.status
-    except urllib.error.HTTPError as e:
-        record["status"], record["error"] = e.code, str(e)
-        e.close()
-    except (urllib.error.URLError, OSError) as e:
-        record["error"] = str(getattr(e, "reason", e))
+        status = post(hook["url"], body, HEADERS, timeout=timeout, allow_private=allow_private)
+    except PostFailed as e:
+        record["error"], final = str(e), isinstance(e, Refused)
+    else:
+        record["status"] = status
+        if 300 <= status < 400:
+            record["error"], final = f"redirect not followed (status {status})", True
+        elif not 200 <= status < 300:
+            record["error"] = f"HTTP {status}"
     store.webhooks.record_delivery(hook_id, record)
     if "error" in record:
         raise DeliveryFailed(
-            f"webhook {hook_id} to {hook['url']}, attempt {attempt}: {record['error']}"
+            f"webhook {hook_id} to {hook['url']}, attempt {attempt}: {record['error']}",
+            final=final,
         )
     return int(record["status"])
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from celery import Celery
 
 from config import Settings
-from tasks.contract import DELIVER_WEBHOOK, DISPATCH, EXPERIMENT_EVENT, SERVER_QUEUE, SWEEP
+from tasks.contract import (
+    DELIVER_WEBHOOK,
+    DISPATCH,
+    EXPERIMENT_EVENT,
+    SERVER_QUEUE,
+    SWEEP,
+    WEBHOOK_QUEUE,
+)
 
 
 def create_celery(settings: Settings, main: str) -> Celery:
@@ -33,8 +40,8 @@ def create_celery(settings: Settings, main: str) -> Celery:
         broker_transport_options={"visibility_timeout": settings.visibility_timeout},
         task_default_queue=SERVER_QUEUE,
         task_routes={
-            name: {"queue": SERVER_QUEUE}
-            for name in (DISPATCH, SWEEP, DELIVER_WEBHOOK, EXPERIMENT_EVENT)
+            **{name: {"queue": SERVER_QUEUE} for name in (DISPATCH, SWEEP, EXPERIMENT_EVENT)},
+            DELIVER_WEBHOOK: {"queue": WEBHOOK_QUEUE},
         },
         worker_hijack_root_logger=False,
         timezone="UTC",

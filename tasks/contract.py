@@ -34,8 +34,11 @@ PROJECT_TEMPLATE: dict[str, Any] = {
     "results": "results",
 }
 
-#: The server-side queue (scheduler, maintenance, webhooks).
+#: The server-side queue (scheduler, maintenance).
 SERVER_QUEUE = "fglab"
+#: Webhook deliveries, consumed by a worker of their own: an endpoint that answers
+#: slowly holds that worker's threads, never the scheduler's.
+WEBHOOK_QUEUE = "fglab-webhooks"
 
 
 def kill_channel(host: str) -> str:

@@ -9,8 +9,9 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.bodies import doc_body, json_object
-from fglab.errors import BadRequest
+from fglab.errors import BadRequest, Conflict
 from fglab.extensions import services
+from fglab.outbound import private_address
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1", description="Webhooks")
 
@@ -30,14 +31,26 @@ EVENTS = ("started", "finished")
     )
 )
 @blp.response(201, description='{"status": "Registered", "options": <body>}')
-@blp.alt_response(400, description="Invalid URL, object kind, event or object ID")
+@blp.alt_response(
+    400,
+    description="Invalid URL, object kind, event or object ID; a private address while "
+    "FGLAB_WEBHOOK_ALLOW_PRIVATE is false",
+)
+@blp.alt_response(409, description="The experiment has FGLAB_WEBHOOK_LIMIT hooks already")
 def register_webhook() -> Any:
     """Register a webhook."""
     body = json_object()
     url = body.get("url")
     parsed = urlparse(url) if isinstance(url, str) else None
-    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.netloc:
+    if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.hostname:
         raise BadRequest("Invalid or empty URL")
+    try:
+        parsed.port  # noqa: B018 - parsing it is the check
+    except ValueError as e:
+        raise BadRequest("Invalid URL: the port is not a number from 0 to 65535") from e
+    settings = services().settings
+    if not settings.webhook_allow_private:
+        refuse_private(parsed.hostname)
     if body.get("objects") != "experiments":
         raise BadRequest("Object is not 'experiments'")
     if body.get("event") not in EVENTS:
@@ -45,9 +58,27 @@ def register_webhook() -> Any:
     object_id = body.get("object_id")
     if not isinstance(object_id, str) or not object_id:
         raise BadRequest("No object ID provided")
+    hooks = services().store.webhooks
+    if hooks.count_of(object_id) >= settings.webhook_limit:
+        raise Conflict(
+            f"Experiment {object_id} has {settings.webhook_limit} webhooks, the most "
+            "allowed (FGLAB_WEBHOOK_LIMIT)"
+        )
     hook = {k: body[k] for k in ("url", "objects", "object_id", "event")}
     services().store.add_webhook(hook)
     return {"status": "Registered", "options": body}, 201
+
+
+def refuse_private(host: str) -> None:
+    """Refuse a host that is a private address, or a name every host gives one; other
+    names are checked where they are resolved, at each delivery."""
+    address = "127.0.0.1" if host.lower().rstrip(".").endswith("localhost") else host
+    private = private_address(address)
+    if private:
+        raise BadRequest(
+            f"Webhook URL refused: address {private} is private "
+            "(FGLAB_WEBHOOK_ALLOW_PRIVATE is false)"
+        )
 
 
 @blp.route("/webhooks", methods=["GET"])

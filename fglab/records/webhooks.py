@@ -34,6 +34,10 @@ class WebhookRecord:
         query = {} if object_id is None else {"object_id": object_id}
         return list(self._webhooks.find(query).sort([("_created", 1), ("_id", 1)]))
 
+    def count_of(self, object_id: str) -> int:
+        """How many hooks the object has, whatever their event."""
+        return self._webhooks.count_documents({"object_id": object_id})
+
     def of(self, object_id: str, event: str) -> list[dict[str, Any]]:
         """The object's hooks for `event`, newest first."""
         query = {"object_id": object_id, "event": event}

@@ -22,6 +22,7 @@ from pymongo.database import Database
 
 from config import Settings
 from tasks import counts
+from tasks.contract import SERVER_QUEUE, WEBHOOK_QUEUE
 
 #: The experiment program the workers launch (its modes: ``--mode write``, ``sleep``...).
 PROGRAM = Path(__file__).parent / "programs" / "experiment.py"
@@ -121,16 +122,28 @@ class Fleet:
         ]  # fmt: skip
         return self._start(machine, command, env)
 
-    def start_scheduler(self, beat: bool = True) -> Process:
-        """FGLab's jobs worker (scheduler, sweep, webhooks), with embedded beat."""
+    def start_scheduler(self, beat: bool = True, webhooks: bool = True) -> Process:
+        """FGLab's jobs worker (scheduler, sweep), with embedded beat; with `webhooks`, it
+        delivers webhooks too (one process less to start than a deployment runs: see
+        `start_webhooks`)."""
+        queues = f"{SERVER_QUEUE},{WEBHOOK_QUEUE}" if webhooks else SERVER_QUEUE
         command = [
-            sys.executable, "-m", "celery", "-A", "fglab.jobs", "worker", "-Q", "fglab",
+            sys.executable, "-m", "celery", "-A", "fglab.jobs", "worker", "-Q", queues,
             "-n", f"fglab-{os.getpid()}@%h", "--pool", "threads", "-c", "4",
             "--loglevel", "INFO", "--without-mingle", "--without-gossip",
         ]  # fmt: skip
         if beat:
             command += ["-B", "-s", str(self.root / "beat-schedule")]
         return self._start("scheduler", command, settings_env(self.settings))
+
+    def start_webhooks(self, **env: Any) -> Process:
+        """FGLab's webhooks worker as the Procfile runs it (`env`: more variables)."""
+        command = [
+            sys.executable, "-m", "celery", "-A", "fglab.jobs", "worker", "-Q", WEBHOOK_QUEUE,
+            "-n", f"webhooks-{os.getpid()}@%h", "--pool", "threads", "-c", "8",
+            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+        ]  # fmt: skip
+        return self._start("webhooks", command, settings_env(self.settings, **env))
 
     def start_web(self, port: int, password: str | None = None, **extra: Any) -> Process:
         """FGLab's web server as ``fglab web`` serves it (waitress), on 127.0.0.1:`port`;

@@ -246,9 +246,9 @@ def test_up_runs_the_demo_shows_a_short_console_and_stops_the_whole_tree(start_u
     # Each process's whole output is in its own file; the sweep's lines are DEBUG ones.
     logs = data_dir / "logs"
     assert {p.name for p in logs.iterdir()} >= {
-        "mongodb.log", "worker.log", "scheduler.log", "flower.log", "web.log"
+        "mongodb.log", "worker.log", "scheduler.log", "webhooks.log", "flower.log", "web.log"
     }  # fmt: skip
-    for name in ("worker", "scheduler"):
+    for name in ("worker", "scheduler", "webhooks"):
         text = (logs / f"{name}.log").read_text()
         assert " -------------- [queues]" in text and "v5." in text  # Celery's banner
     assert "fglab.sweep[" not in (logs / "scheduler.log").read_text()
@@ -356,13 +356,14 @@ def test_verbose_streams_every_child_by_name(start_up, tmp_path):
         what="the web server to answer with no projects",
     )
     wait_for(
-        lambda: up.stdout().count("[queues]") == 2 and "Serving on" in up.stdout(),
+        lambda: up.stdout().count("[queues]") == 3 and "Serving on" in up.stdout(),
         timeout=10,
         what="the workers' banners and the web server's line on the console",
     )
     lines = up.stdout().splitlines()
     assert any(line.startswith("worker    | ") and "[queues]" in line for line in lines)
     assert any(line.startswith("scheduler | ") and "[queues]" in line for line in lines)
+    assert any(line.startswith("webhooks  | ") and "[queues]" in line for line in lines)
     assert any(line.startswith("web       | ") and "Serving on" in line for line in lines)
     assert up.terminate() == 0
 

@@ -28,7 +28,7 @@ def test_databases_take_their_credentials_from_env() -> None:
 
 
 def test_every_fleet_process_connects_with_those_credentials() -> None:
-    for name in ("web", "scheduler", "beat", "worker", "flower"):
+    for name in ("web", "scheduler", "webhooks", "beat", "worker", "flower"):
         environment = services()[name]["environment"]
         assert "${MONGO_ROOT_PASSWORD" in environment["MONGODB_URI"], name
         assert "${REDIS_PASSWORD" in environment["REDIS_URL"], name

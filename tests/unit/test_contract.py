@@ -15,6 +15,7 @@ import pytest
 from config import Settings
 from fglab.sweeps import record
 from tasks import contract, experiments, history, machines
+from tasks.app import create_celery
 from tasks.states import ACTIVE, ENDINGS, MOVES, TERMINAL, Status, next_statuses
 
 
@@ -38,6 +39,7 @@ def test_task_names() -> None:
 
 def test_queue_names() -> None:
     assert contract.SERVER_QUEUE == "fglab"
+    assert contract.WEBHOOK_QUEUE == "fglab-webhooks"
     assert contract.machine_queue("gpu-box-1") == "machine-gpu-box-1"
     assert contract.kill_channel("gpu-box-1") == "fglab:kill:gpu-box-1"
 
@@ -181,3 +183,22 @@ def test_an_experiment_event_travels_as_the_tasks_keyword_arguments() -> None:
     assert (old.event, old.hooks, old.trial) == (FINISHED, True, True)
     with pytest.raises(ValueError, match="event 'paused' is not one of"):
         ExperimentEvent("6b15", "paused")
+
+
+def test_webhook_deliveries_travel_on_their_own_queue() -> None:
+    router = create_celery(Settings(), "test").amqp.router
+    queue_of = {name: router.route({}, name)["queue"].name for name in ALL_SERVER_TASKS}
+    assert queue_of == {
+        contract.DISPATCH: "fglab",
+        contract.SWEEP: "fglab",
+        contract.EXPERIMENT_EVENT: "fglab",
+        contract.DELIVER_WEBHOOK: "fglab-webhooks",
+    }
+
+
+ALL_SERVER_TASKS = (
+    contract.DISPATCH,
+    contract.SWEEP,
+    contract.EXPERIMENT_EVENT,
+    contract.DELIVER_WEBHOOK,
+)
