@@ -155,10 +155,13 @@ class _Attempt:
         connection.sock = self.sock  # already connected, to the checked address
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.sock.settimeout(_left(self.deadline))
-        connection.request("POST", target, body=body, headers=headers)
-        answer = connection.getresponse()
-        answer.read(MAX_ANSWER)
-        return answer.status
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            answer = connection.getresponse()
+            answer.read(MAX_ANSWER)
+            return answer.status
+        finally:
+            connection.close()
 
     def close(self) -> None:
         self._timer.cancel()

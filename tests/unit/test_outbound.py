@@ -32,10 +32,11 @@ class Server:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], Server]]:
+def serve() -> Iterator[Callable[..., Server]]:
+    """Start a `Server`; `read=False`: answer at once, without reading a request."""
     listeners: list[socket.socket] = []
 
-    def start(answer: Callable[[socket.socket], None]) -> Server:
+    def start(answer: Callable[[socket.socket], None], read: bool = True) -> Server:
         listener = socket.create_server(("127.0.0.1", 0))
         listeners.append(listener)
         server = Server(listener.getsockname()[1])
@@ -43,7 +44,7 @@ def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], Server]]:
         def handle(conn: socket.socket) -> None:
             opened = time.monotonic()
             with conn:
-                server.requests.append(conn.recv(65536))
+                server.requests.append(read_request(conn) if read else b"")
                 with contextlib.suppress(OSError):  # the client hung up (the deadline)
                     answer(conn)
             server.closed_after.append(time.monotonic() - opened)
@@ -62,6 +63,31 @@ def serve() -> Iterator[Callable[[Callable[[socket.socket], None]], Server]]:
     yield start
     for listener in listeners:
         listener.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """The request's head and as much of its body as Content-Length says."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    length = next(
+        (
+            int(line.split(":", 1)[1])
+            for line in head.split("\r\n")
+            if line.startswith("content-length:")
+        ),
+        0,
+    )
+    while len(data.split(b"\r\n\r\n", 1)[1]) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def answers(text: str) -> Callable[[socket.socket], None]:
@@ -117,7 +143,7 @@ def test_only_so_much_of_an_answer_is_read(serve) -> None:
         ("HTTP/1.1 200 OK\r\n" + "X-A: b\r\n" * 200 + "\r\n", "answer too large"),
         ("HTTP/1.1 200 OK\r\nX-A: " + "b" * 70_000 + "\r\n\r\n", "answer too large"),
         ("SSH-2.0-OpenSSH_9.2\r\n", "not an HTTP answer"),
-        ("", "not an HTTP answer"),
+        ("hello\r\n\r\n", "not an HTTP answer"),
     ],
 )
 def test_a_broken_answer_is_named_in_a_few_words(serve, answer: str, expected: str) -> None:
@@ -139,7 +165,7 @@ def test_a_closed_port_is_connection_refused() -> None:
 
 
 def test_https_to_a_server_that_speaks_no_tls_is_a_tls_error(serve) -> None:
-    server = serve(answers("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+    server = serve(answers("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), read=False)
 
     with pytest.raises(PostFailed, match=r"^TLS error$"):
         post(f"https://127.0.0.1:{server.port}/", BODY, HEADERS, timeout=5)
