@@ -198,6 +198,12 @@ class Settings:
     session_days: float = 7.0
     #: Celery task events from the start (Flower turns them on anyway when it runs).
     task_events: bool = False
+    #: Live log streams (Server-Sent Events) one client address may hold open at once.
+    streams_per_client: int = 20
+    #: Live log streams open at once in all; each holds one of waitress's threads.
+    streams_max: int = 100
+    #: Seconds a live log stream lasts before the browser is told to reconnect.
+    stream_lifetime: int = 300
 
     def with_changes(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed (tests and `fglab up`)."""
@@ -288,6 +294,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "FGLAB_AUTH_RATE_LIMIT": ("auth_rate_limit", _rate),
     "FGLAB_SESSION_DAYS": ("session_days", _positive_float),
     "FGLAB_TASK_EVENTS": ("task_events", _switch),
+    "FGLAB_STREAMS_PER_CLIENT": ("streams_per_client", _int_in(1)),
+    "FGLAB_STREAMS_MAX": ("streams_max", _int_in(1, 1000)),
+    "FGLAB_STREAM_LIFETIME": ("stream_lifetime", _int_in(1)),
 }
 
 

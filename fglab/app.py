@@ -20,6 +20,7 @@ from fglab.ratelimit import install_rate_limit
 from fglab.scheduler import Scheduler, connect_scheduler
 from fglab.security_headers import install_security_headers
 from fglab.store import Store
+from fglab.streams import install_stream_slots
 from tasks.app import create_celery
 from tasks.database import mongo_client
 
@@ -55,6 +56,7 @@ def create_app(
     app.extensions["fglab"] = Services(
         settings=settings, store=store, scheduler=scheduler, broker=broker, redis=redis
     )
+    install_stream_slots(app, settings)
     _install_error_handlers(app)
     _check_hosts(app, settings.trusted_hosts)
     install_rate_limit(app, settings)
@@ -90,7 +92,8 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(FGLabError)
     def _fglab_error(error: FGLabError) -> Any:
-        return jsonify(error=error.message), error.status
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else {}
+        return jsonify(error=error.message), error.status, headers
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> Any:

@@ -15,6 +15,9 @@ from fglab.client.cli import add_commands
 
 logger = logging.getLogger("fglab")
 
+#: waitress threads for pages and API calls, on top of one per possible log stream.
+PAGE_THREADS = 16
+
 
 def _web(args: argparse.Namespace) -> int:
     from waitress import serve
@@ -35,7 +38,22 @@ def _web(args: argparse.Namespace) -> int:
     logger.info(
         "FGLab on http://%s:%d (API docs at /api/docs)", settings.fglab_host, settings.fglab_port
     )
-    serve(app, host=settings.fglab_host, port=settings.fglab_port, threads=16, ident="FGLab")
+    # Every open log stream holds a thread until it ends; they are capped at
+    # FGLAB_STREAMS_MAX, so that many threads more than pages need keeps pages answering
+    # however many streams are open. Past connection_limit waitress accepts no
+    # connection at all, so it leaves room above the threads for idle keep-alives.
+    threads = PAGE_THREADS + settings.streams_max
+    serve(
+        app,
+        host=settings.fglab_host,
+        port=settings.fglab_port,
+        threads=threads,
+        connection_limit=threads + 100,
+        # Read ahead one request, so waitress notices a client that left while its log
+        # stream waits for lines (`waitress.client_disconnected`) and frees its slot.
+        channel_request_lookahead=1,
+        ident="FGLab",
+    )
     return 0
 
 

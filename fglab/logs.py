@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis import Redis, RedisError
@@ -34,6 +34,8 @@ KEEPALIVE_S = 15.0
 REPLAY_BATCH = 500
 #: What an EventSource waits before reconnecting after Redis failed, in milliseconds.
 RETRY_MS = 5000
+#: What an EventSource waits before reconnecting after a stream's lifetime, in milliseconds.
+RECONNECT_MS = 1000
 #: Log entries `stderr_tail` looks back through (entries hold up to a few KiB each).
 TAIL_SCAN = 200
 
@@ -80,14 +82,23 @@ def read_page(
 
 
 def follow(
-    redis: Redis | None, store: Store, experiment: dict[str, Any], after: str | None
+    redis: Redis | None,
+    store: Store,
+    experiment: dict[str, Any],
+    after: str | None,
+    *,
+    lifetime: float | None = None,
+    client_gone: Callable[[], bool] | None = None,
 ) -> Iterator[str]:
     """Server-Sent Events from after `after`: replay, then follow until the end mark.
 
+    After `lifetime` seconds of following, the stream ends with a ``retry:`` line (the
+    EventSource reconnects with Last-Event-ID and resumes); it ends silently once
+    `client_gone()` says the client left. Both are checked at least every `BLOCK_MS`.
     Raises BadRequest (before yielding) for a malformed `after`.
     """
     live_after, kept_after = parse_after(after)
-    return _events(redis, store, experiment, live_after, kept_after)
+    return _events(redis, store, experiment, live_after, kept_after, lifetime, client_gone)
 
 
 def stderr_tail(
@@ -161,10 +172,18 @@ def _kept_page(
 
 
 def _events(
-    redis: Redis | None, store: Store, experiment: dict[str, Any], after: str, kept_after: int
+    redis: Redis | None,
+    store: Store,
+    experiment: dict[str, Any],
+    after: str,
+    kept_after: int,
+    lifetime: float | None,
+    client_gone: Callable[[], bool] | None,
 ) -> Iterator[str]:
-    """The event stream: replay, then follow until the end mark (or the client leaves)."""
+    """The event stream: replay, then follow until the end mark, the lifetime's end or
+    the client leaving."""
     key = log_key(str(experiment["_id"]))
+    deadline = None if lifetime is None else time.monotonic() + lifetime
     if redis is None or (_kept_id(experiment) and not after.strip("0-")):
         yield from _kept_events(store, experiment, kept_after)
         return
@@ -181,7 +200,17 @@ def _events(
     except RedisError as error:
         yield from _redis_failed(error, store, experiment, kept_after)
         return
+    # At once: waitress sends the headers with the first bytes, and the EventSource opens
+    # (or a script sees its answer) without waiting for the program's first line.
+    yield ": keepalive\n\n"
     while True:
+        if client_gone is not None and client_gone():
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            # No `end` event: the EventSource reconnects and resumes after `last`, and
+            # this request thread is free for someone else meanwhile.
+            yield f"retry: {RECONNECT_MS}\n\n"
+            return
         try:
             rows = _xread(redis, key, last)
         except RedisError as error:

@@ -137,9 +137,10 @@ class Stack:
         self.fleet.print_logs()
 
 
-def _start_web(fleet: Fleet, password: str | None = None) -> tuple[Process, str]:
+def start_web(fleet: Fleet, password: str | None = None, **env: Any) -> tuple[Process, str]:
+    """`fglab web` on a free port (`env`: more variables for it), once it answers."""
     port = free_port()
-    process = fleet.start_web(port, password=password)
+    process = fleet.start_web(port, password=password, **env)
     url = f"http://127.0.0.1:{port}"
     wait_for(
         lambda: answers(url + "/login") or not process.alive(),
@@ -174,7 +175,7 @@ def stack(mongo_uri: str, redis_url: str, tmp_path_factory) -> Iterator[Stack]:
     name = machine_name()
     try:
         try:
-            _, url = _start_web(fleet)
+            _, url = start_web(fleet)
             fleet.start_scheduler()
             fleet.start_machine(name, {}, concurrency=8)
             wait_for(live(db, name), 60, f"machine {name} to send its first heartbeat")
@@ -193,7 +194,7 @@ def password_url(stack: Stack) -> Iterator[str]:
     """A second web server on the same database, with PASSWORD set."""
     fleet = Fleet(stack.fleet.settings, stack.root / "fleet-password")
     try:
-        yield _start_web(fleet, password=PASSWORD)[1]
+        yield start_web(fleet, password=PASSWORD)[1]
     finally:
         fleet.stop_all()
 

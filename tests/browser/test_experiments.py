@@ -14,7 +14,8 @@ import pytest
 from bson import ObjectId
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import EXPERIMENT_TIMEOUT, Stack
+from tests.browser.conftest import EXPERIMENT_TIMEOUT, Stack, start_web
+from tests.integration.fleet import Fleet
 from tests.waiting import wait_for
 
 EXPERIMENT_URL = re.compile(r"/experiments/([0-9a-f]{24})$")
@@ -108,6 +109,32 @@ def test_log_lines_appear_live_and_the_end_shows(
     page.reload()
     expect(status(page)).to_have_text("success")
     expect(logs(page)).to_contain_text("epoch 6/6")  # the kept log replays
+
+
+def test_a_stream_past_its_lifetime_reconnects_without_an_error_or_repeats(
+    open_page: Callable[..., Page], stack: Stack, project: dict, tmp_path: Path
+) -> None:
+    fleet = Fleet(stack.fleet.settings, stack.root / "fleet-short-streams")
+    try:
+        _, url = start_web(fleet, FGLAB_STREAM_LIFETIME=1)
+        go = tmp_path / "go"
+        experiment_id = stack.submit(project, mode="report", epochs=6, until=str(go))
+        page = open_page(f"/experiments/{experiment_id}", base_url=url)
+        expect(logs(page)).to_contain_text("waiting for the go-ahead")
+
+        # The stream ends after a second; the browser comes back for what follows.
+        with page.expect_request(lambda r: "/logs/stream" in r.url) as reconnection:
+            pass
+        assert reconnection.value.header_value("last-event-id")
+        go.write_text("go")
+        expect(page.locator("#logs-message")).to_have_text("End of log.")
+        text = logs(page).inner_text()
+        assert [line for line in text.splitlines() if line.startswith("epoch")] == [
+            f"epoch {e}/6: loss {1 / e:.4f}" for e in range(1, 7)
+        ]
+        assert text.count("waiting for the go-ahead") == 1
+    finally:
+        fleet.stop_all()
 
 
 def test_the_chart_draws_every_series_on_its_own_x_with_axis_labels(

@@ -260,11 +260,19 @@ function followLogs(base) {
     source.close();
     finish();
   });
+  source.onopen = () => {
+    if (!paused) say("logs-message", ""); // a reconnection clears "unavailable"
+  };
   source.addEventListener("unavailable", (event) => {
     say("logs-message", `Live logs unavailable: ${event.data}`, true);
   });
   source.onerror = () => {
     if (ended) return;
+    // A stream ends after FGLAB_STREAM_LIFETIME (a `retry:` line, no `end`), or after
+    // Redis failed, and the browser reconnects with Last-Event-ID, resuming after the
+    // last line shown. Only a refused reconnection (429 or 503 when too many streams are
+    // open) closes the source; the page polls then.
+    if (source.readyState === EventSource.CONNECTING) return;
     source.close();
     say("logs-message", "Live stream lost; polling instead.");
     poll();
