@@ -4,10 +4,13 @@ another host (a DNS-rebinding page) is refused before anything reads it."""
 
 from __future__ import annotations
 
+import pytest
+
 from fglab.app import create_app
 from fglab.cli import main
 
 
+@pytest.mark.security
 def test_fglab_web_refuses_an_open_address_without_a_password(monkeypatch, capsys) -> None:
     monkeypatch.setenv("FGLAB_HOST", "0.0.0.0")
     monkeypatch.delenv("PASSWORD", raising=False)
@@ -21,6 +24,7 @@ def test_fglab_web_refuses_an_open_address_without_a_password(monkeypatch, capsy
     assert "FGLAB_ALLOW_OPEN=true" in err[0]
 
 
+@pytest.mark.security
 def test_a_host_not_trusted_is_refused_a_trusted_one_answers(settings, store) -> None:
     app = create_app(settings.with_changes(trusted_hosts=("lab.example.org",)), store=store)
     client = app.test_client()

@@ -3,7 +3,10 @@ error, and nothing changed (files, processes, documents, other pages still answe
 
 The fixtures are the integration suite's: a real MongoDB wire server, real Redis, FGLab's
 app and, where an attack needs one, a fleet of real worker processes. Every test here is
-marked ``security``, so ``pytest -m security`` sends every attack and nothing else.
+marked ``security``, as are the few attacks tested beside what they attack (a PUT of a
+system field, an open listen address, an untrusted Host, index sprawl, a 64-bit filter, a
+program's inherited secrets), so ``pytest -m security`` sends every attack of issue 17
+and nothing else.
 """
 
 from __future__ import annotations

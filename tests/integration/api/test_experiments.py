@@ -252,6 +252,7 @@ def test_put_replaces_a_field_it_set_before(client, db, experiment_id) -> None:
     assert db.experiments.find_one({"_id": ObjectId(experiment_id)})["_notes"] == "second"
 
 
+@pytest.mark.security
 @pytest.mark.parametrize(
     "field",
     [

@@ -80,6 +80,7 @@ def test_sorting_by_a_score_makes_its_index(client, db, project, scored) -> None
     ]
 
 
+@pytest.mark.security
 def test_a_sort_by_a_name_no_experiment_has_makes_no_index(client, db, project, scored) -> None:
     before = len(db["experiments"].index_information())
     for n in range(5):
@@ -88,6 +89,7 @@ def test_a_sort_by_a_name_no_experiment_has_makes_no_index(client, db, project, 
     assert len(db["experiments"].index_information()) == before
 
 
+@pytest.mark.security
 def test_past_the_index_cap_a_sort_runs_unindexed(client, db, project, scored, monkeypatch) -> None:
     import tasks.experiments
 
@@ -308,6 +310,7 @@ def test_json_export_is_every_filtered_row_in_the_tables_shape(client, project, 
     assert rows[-1]["_status"] == "success"
 
 
+@pytest.mark.security
 def test_a_filter_integer_beyond_64_bits_is_a_400_naming_it(client, project) -> None:
     answer = client.get(
         f"/api/v1/projects/{project['_id']}/experiments/table",

@@ -4,6 +4,8 @@ token) from its worker's environment, unless its projects.json entry names one i
 
 from __future__ import annotations
 
+import pytest
+
 from tests.integration.fleet import (
     experiment,
     implementation,
@@ -30,6 +32,7 @@ def env_names(client, db, project) -> set[str]:
     return set(doc["EnvNames"])
 
 
+@pytest.mark.security
 def test_a_program_gets_no_secret_but_those_its_entry_passes(
     client, db, fleet, store, project, project_schema, tmp_path
 ):
