@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request, stream_with_context, url_for
 
-from fglab.api.params import int_arg
+from fglab.api.params import MAX_OFFSET, int_arg
 
 #: The largest page ``?limit=`` asks for.
 MAX_PAGE = 1000
@@ -28,7 +28,7 @@ PAGE_PARAMETERS = [
     {
         "in": "query",
         "name": "offset",
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
         "description": "Skip this many first (with `limit`)",
     },
 ]
@@ -37,7 +37,7 @@ PAGE_PARAMETERS = [
 def page_args() -> tuple[int, int]:
     """``(offset, limit)`` from the query; limit 0 means the whole list."""
     limit = int_arg("limit", 0, 1, MAX_PAGE)
-    offset = int_arg("offset", 0, 0, 2**62)
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
     return offset, limit
 
 

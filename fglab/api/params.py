@@ -13,6 +13,10 @@ from flask import request
 from fglab.errors import BadRequest
 from fglab.tags import TagError, parse_tags
 
+#: The largest ``offset`` of a page: a billion, past any real list, and a skip every
+#: MongoDB (and its test servers) takes.
+MAX_OFFSET = 10**9
+
 
 def int_arg(name: str, default: int, low: int, high: int) -> int:
     """Query parameter `name` as a whole number in [low, high], `default` when absent."""

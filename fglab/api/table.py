@@ -16,7 +16,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from fglab.api.downloads import download
-from fglab.api.params import int_arg
+from fglab.api.params import MAX_OFFSET, int_arg
 from fglab.csv_export import csv_lines, json_array
 from fglab.errors import BadRequest
 from fglab.extensions import services
@@ -97,7 +97,11 @@ _FILTERS = [
     },
 ]
 _PAGING = [
-    {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0}},
+    {
+        "in": "query",
+        "name": "offset",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+    },
     {
         "in": "query",
         "name": "limit",
@@ -120,7 +124,7 @@ def experiments_table(project_id: str) -> Any:
     store = services().store
     project = store.projects.get(project_id)
     query, sort, descending = _read_query(project)
-    offset = int_arg("offset", 0, 0, 10**9)
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     total, rows = store.experiment_rows(
         project["_id"],

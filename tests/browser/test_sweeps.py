@@ -57,7 +57,10 @@ def test_a_sweep_made_on_the_project_page_finishes_prunes_and_compares(
     assert statuses == ["success", "success", "pruned", "pruned"]
     pruned = page.locator('#trials tr[data-trial="2"] .reason')
     expect(pruned).to_have_text(
-        re.compile(r"pruned at step \d+: loss [\d.]+ is worse than the median [\d.]+ of 2 trials")
+        # Of the trials that reported that very step (a quick step can land with the next).
+        re.compile(
+            r"pruned at step \d+: loss [\d.]+ is worse than the median [\d.]+ of [12] trials?"
+        )
     )
     expect(page.get_by_test_id("sweep-best")).to_contain_text("Best: trial 0")
 

@@ -24,6 +24,11 @@ def test_the_whole_list_is_streamed_and_pages_are_capped(fleet, store, project) 
     too_big = send(url + f"/api/v1/projects/{project['_id']}/experiments?limit=100000")
     assert too_big.status == 400
     assert too_big.json() == {"error": "limit is '100000'; use a whole number from 1 to 1000"}
+    far = send(url + "/api/v1/experiments?limit=10&offset=2147483648")
+    assert far.status == 400
+    assert far.json() == {
+        "error": "offset is '2147483648'; use a whole number from 0 to 1000000000"
+    }
 
 
 def test_a_batch_over_the_cap_is_refused_whole(fleet, db, project) -> None:
