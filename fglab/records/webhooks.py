@@ -43,6 +43,9 @@ class WebhookRecord:
         query = {"object_id": object_id, "event": event}
         return list(self._webhooks.find(query).sort("_created", DESCENDING))
 
+    def remove(self, hook_id: ObjectId) -> None:
+        self._webhooks.delete_one({"_id": hook_id})
+
     def lookup(self, hook_id: ObjectId) -> dict[str, Any] | None:
         return self._webhooks.find_one({"_id": hook_id})
 

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from tests.integration.fleet import implementation, machine_name, status_of, submit
 from tests.security.web import send, serve
@@ -191,6 +192,33 @@ def test_an_experiment_takes_at_most_the_cap_of_hooks(client, db, project):
     )
     assert db.webhooks.count_documents({"object_id": experiment_id}) == 20
     assert register(client, "https://example.org/other", "another-object").status_code == 201
+
+
+def test_registrations_racing_past_the_cap_never_keep_one_too_many(app, db, project):
+    experiment_id = str(ObjectId())
+    for i in range(15):
+        assert (
+            register(app.test_client(), f"https://example.org/{i}", experiment_id).status_code
+            == 201
+        )
+    start = threading.Barrier(12)
+    answers: list[int] = []
+
+    def race(i: int) -> None:
+        client = app.test_client()
+        start.wait()
+        answers.append(register(client, f"https://example.org/race-{i}", experiment_id).status_code)
+
+    racers = [threading.Thread(target=race, args=(i,)) for i in range(12)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+
+    kept = db.webhooks.count_documents({"object_id": experiment_id})
+    assert kept <= 20
+    assert sorted(set(answers)) in ([201, 409], [409])
+    assert kept == 15 + answers.count(201)
 
 
 PRIVATE_URLS = [
