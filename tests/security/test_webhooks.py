@@ -21,6 +21,7 @@ from bson import ObjectId
 
 from tests.integration.fleet import implementation, machine_name, status_of, submit
 from tests.security.web import send, serve
+from tests.tcp import listen
 from tests.waiting import wait_for
 
 #: FGLAB_WEBHOOK_TIMEOUT for the webhooks workers here, in seconds.
@@ -47,8 +48,6 @@ class Trickler:
 @pytest.fixture
 def trickler() -> Iterator[Trickler]:
     found = Trickler()
-    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-    found.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
 
     def handle(conn: socket.socket) -> None:
         opened = time.monotonic()
@@ -66,15 +65,8 @@ def trickler() -> Iterator[Trickler]:
             found.open -= 1
             found.durations.append(time.monotonic() - opened)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    listener = listen(handle)
+    found.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     yield found
     listener.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from fglab.outbound import MAX_ANSWER, PostFailed, Refused, post, private_address
+from tests.tcp import listen
 
 BODY = b'{"event": "finished"}'
 HEADERS = {"Content-Type": "application/json"}
@@ -22,9 +22,8 @@ HEADERS = {"Content-Type": "application/json"}
 class Server:
     """A TCP server on 127.0.0.1 that answers each connection with `answer(conn)`."""
 
-    port: int
+    port: int = 0
     requests: list[bytes] = field(default_factory=list)
-    closed_after: list[float] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -37,27 +36,16 @@ def serve() -> Iterator[Callable[..., Server]]:
     listeners: list[socket.socket] = []
 
     def start(answer: Callable[[socket.socket], None], read: bool = True) -> Server:
-        listener = socket.create_server(("127.0.0.1", 0))
-        listeners.append(listener)
-        server = Server(listener.getsockname()[1])
+        server = Server()
 
         def handle(conn: socket.socket) -> None:
-            opened = time.monotonic()
             with conn:
                 server.requests.append(read_request(conn) if read else b"")
                 with contextlib.suppress(OSError):  # the client hung up (the deadline)
                     answer(conn)
-            server.closed_after.append(time.monotonic() - opened)
 
-        def accept() -> None:
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-        threading.Thread(target=accept, daemon=True).start()
+        listeners.append(listen(handle))
+        server.port = listeners[-1].getsockname()[1]
         return server
 
     yield start
