@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from fglab.client.errors import FGLabError, NotFound, WaitTimeout
 from fglab.client.records import to_record
@@ -38,18 +38,16 @@ class LogEntry:
     id: str | None = None
 
 
-class Experiment:
-    """One experiment; `doc` is its document as last read (`refresh` reads it again)."""
+class _Remote:
+    """Something FGLab keeps at ``<COLLECTION>/<id>``; `doc` is its document as last read
+    (read on first use; `refresh` reads it again)."""
 
-    def __init__(
-        self, transport: Transport, experiment_id: str, doc: dict[str, Any] | None = None
-    ) -> None:
+    COLLECTION = ""
+
+    def __init__(self, transport: Transport, id: str, doc: dict[str, Any] | None = None) -> None:
         self._transport = transport
-        self.id = str(experiment_id)
+        self.id = str(id)
         self._doc = doc
-
-    def __repr__(self) -> str:
-        return f"<Experiment {self.id} {self.status}>"
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -57,6 +55,20 @@ class Experiment:
             self.refresh()
         assert self._doc is not None
         return self._doc
+
+    def refresh(self) -> Self:
+        """Read the whole document again; returns self."""
+        self._doc = self._transport.json("GET", f"{self.COLLECTION}/{self.id}")
+        return self
+
+
+class Experiment(_Remote):
+    """One experiment."""
+
+    COLLECTION = "/experiments"
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.id} {self.status}>"
 
     @property
     def status(self) -> str | None:
@@ -78,11 +90,6 @@ class Experiment:
     @property
     def succeeded(self) -> bool:
         return self.status == Status.SUCCESS
-
-    def refresh(self) -> Experiment:
-        """Read the whole document again; returns self."""
-        self._doc = self._transport.json("GET", f"/experiments/{self.id}")
-        return self
 
     def wait(
         self,
@@ -185,25 +192,13 @@ class Experiment:
         return target
 
 
-class Sweep:
+class Sweep(_Remote):
     """One sweep as the API shows it: settings, `state`, `counts`, `best`, `trials`."""
 
-    def __init__(
-        self, transport: Transport, sweep_id: str, doc: dict[str, Any] | None = None
-    ) -> None:
-        self._transport = transport
-        self.id = str(sweep_id)
-        self._doc = doc
+    COLLECTION = "/sweeps"
 
     def __repr__(self) -> str:
         return f"<Sweep {self.id} {self.state}>"
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        if self._doc is None:
-            self.refresh()
-        assert self._doc is not None
-        return self._doc
 
     @property
     def state(self) -> str | None:
@@ -226,10 +221,6 @@ class Sweep:
     def experiments(self) -> list[Experiment]:
         """The trials' experiments (read one by one)."""
         return [Experiment(self._transport, t["experiment"]) for t in self.trials()]
-
-    def refresh(self) -> Sweep:
-        self._doc = self._transport.json("GET", f"/sweeps/{self.id}")
-        return self
 
     def wait(
         self,
