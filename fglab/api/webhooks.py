@@ -77,7 +77,8 @@ def register_webhook() -> Any:
 def refuse_private(host: str) -> None:
     """Refuse a host that is a private address, or a name every host gives one; other
     names are checked where they are resolved, at each delivery."""
-    address = "127.0.0.1" if host.lower().rstrip(".").endswith("localhost") else host
+    name = host.lower().rstrip(".")
+    address = "127.0.0.1" if name == "localhost" or name.endswith(".localhost") else host
     private = private_address(address)
     if private:
         raise BadRequest(
