@@ -128,22 +128,14 @@ class Fleet:
         delivers webhooks too (one process less to start than a deployment runs: see
         `start_webhooks`)."""
         queues = f"{SERVER_QUEUE},{WEBHOOK_QUEUE}" if webhooks else SERVER_QUEUE
-        command = [
-            sys.executable, "-m", "celery", "-A", "fglab.jobs", "worker", "-Q", queues,
-            "-n", f"fglab-{os.getpid()}@%h", "--pool", "threads", "-c", "4",
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
+        command = _jobs_worker(queues, f"fglab-{os.getpid()}", threads=4)
         if beat:
             command += ["-B", "-s", str(self.root / "beat-schedule")]
         return self._start("scheduler", command, settings_env(self.settings))
 
     def start_webhooks(self, **env: Any) -> Process:
         """FGLab's webhooks worker as the Procfile runs it (`env`: more variables)."""
-        command = [
-            sys.executable, "-m", "celery", "-A", "fglab.jobs", "worker", "-Q", WEBHOOK_QUEUE,
-            "-n", f"webhooks-{os.getpid()}@%h", "--pool", "threads", "-c", "8",
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
+        command = _jobs_worker(WEBHOOK_QUEUE, f"webhooks-{os.getpid()}", threads=8)
         return self._start("webhooks", command, settings_env(self.settings, **env))
 
     def start_web(self, port: int, password: str | None = None, **extra: Any) -> Process:
@@ -192,6 +184,15 @@ class Fleet:
         """The tail of each process's log (pytest shows it only when the test failed)."""
         for process in self.processes:
             print(f"===== {process.name} =====\n{process.output()[-6000:]}")
+
+
+def _jobs_worker(queues: str, name: str, threads: int) -> list[str]:
+    """``celery -A fglab.jobs worker`` on `queues`, as the Procfile starts one."""
+    return [
+        sys.executable, "-m", "celery", "-A", "fglab.jobs", "worker", "-Q", queues,
+        "-n", f"{name}@%h", "--pool", "threads", "-c", str(threads),
+        "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
 
 
 def new_project(store: Any, schema: Mapping[str, Any] = SCHEMA, prefix: str = "p") -> dict:
